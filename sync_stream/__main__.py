@@ -1,0 +1,3 @@
+from sync_stream.cli import main
+
+main()

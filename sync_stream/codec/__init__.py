@@ -1,0 +1,1 @@
+"""Wire formats: Avro single-object values, ETL package decoding, canonical checksums."""

@@ -1,0 +1,1 @@
+"""Distribution: produce output records to facade topics and wait for their acknowledgements."""

@@ -1,0 +1,1 @@
+"""Failure records: the retry tiers and the dead-letter queue share one record format."""

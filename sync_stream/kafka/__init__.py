@@ -1,0 +1,1 @@
+"""Kafka client construction from settings and idempotent topic creation."""

@@ -1,0 +1,1 @@
+"""The consume loop: per-partition workers, distribution with retries, commits, rebalances."""

@@ -1,0 +1,333 @@
+"""Handle one partition's batch: run the pipeline, distribute, retry, dead-letter.
+
+A batch is done when every record in it has an acknowledged outcome: its outputs on the
+facades, its bytes in a retry tier, or its bytes in the DLQ. Only then may the caller
+commit past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from sync_stream.distribution import headers as h
+from sync_stream.dlq.failure import SourceRecord, failure_headers, parse_utc_iso
+from sync_stream.errors import DistributionFailed, SyncStreamError
+from sync_stream.observability.metrics import Metrics
+from sync_stream.runtime.pipeline import Outgoing, Pipeline, Processed, safe_sync_id
+from sync_stream.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DLQ_WRITE_BACKOFF_MAX_S = 30.0
+
+
+class Outcome(StrEnum):
+    DISTRIBUTED = "distributed"
+    RETRYING = "retrying"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class PackageObserver(Protocol):
+    """Told of every finished input record before its offset may be committed."""
+
+    async def package_finished(self, processed: Processed, outcome: Outcome) -> None: ...
+
+
+class StaleFilter(Protocol):
+    """Drop outputs older than what their facade already holds."""
+
+    async def fresh(self, outgoing: Sequence[Outgoing]) -> list[Outgoing]: ...
+
+
+def to_source_record(record: Any) -> SourceRecord:
+    """Copy what the service needs from an aiokafka ConsumerRecord."""
+    return SourceRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=record.timestamp,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+    )
+
+
+def as_distribution_error(exc: BaseException) -> DistributionFailed:
+    if isinstance(exc, DistributionFailed):
+        return exc
+    retriable = bool(
+        getattr(exc, "retriable", isinstance(exc, (KafkaError, OSError, asyncio.TimeoutError)))
+    )
+    return DistributionFailed(
+        f"{type(exc).__name__}: {exc}", retriable=retriable, reason=type(exc).__name__
+    )
+
+
+class BatchHandler:
+    """Turn fetched records into acknowledged outcomes; shared by every partition worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        producer: AIOKafkaProducer,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        *,
+        observers: Sequence[PackageObserver] = (),
+        stale_filter: StaleFilter | None = None,
+    ) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._observers = list(observers)
+        self._stale_filter = stale_filter
+        self._retry_topics = {
+            settings.topics.retry_topic(tier): tier
+            for tier in range(1, len(settings.retry.tier_delays_ms) + 1)
+        }
+
+    def add_observer(self, observer: PackageObserver) -> None:
+        self._observers.append(observer)
+
+    def tier_of(self, topic: str) -> int:
+        """Return the retry tier a topic belongs to, 0 for an input topic."""
+        return self._retry_topics.get(topic, 0)
+
+    async def handle_batch(self, records: Sequence[Any]) -> None:
+        sources = [to_source_record(record) for record in records]
+        self._metrics.records_consumed.labels(sources[0].topic).inc(len(sources))
+        if self.tier_of(sources[0].topic):
+            # Tier records are due in order: same delay, appended in failure order.
+            for source in sources:
+                await self._wait_until_due(source)
+                await self._finish(await self._first_attempt([self._pipeline.process(source)]))
+            return
+        processed = [self._pipeline.process(source) for source in sources]
+        await self._finish(await self._first_attempt(processed))
+
+    async def _wait_until_due(self, source: SourceRecord) -> None:
+        due = h.header_text(source.headers, h.RETRY_DUE_AT)
+        if due is None:
+            return
+        try:
+            delay_s = (parse_utc_iso(due) - time.time() * 1000) / 1000
+        except ValueError:
+            return
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+
+    async def _first_attempt(
+        self, processed: list[Processed]
+    ) -> list[tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]]:
+        """Send every record's outputs without waiting, so one batch costs one round trip."""
+        sent: list[tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]] = []
+        for item in processed:
+            if item.error is not None:
+                sent.append((item, item.error))
+                continue
+            outgoing = item.outgoing
+            if self._stale_filter is not None and item.record.attempt > 0:
+                outgoing = item.outgoing = await self._stale_filter.fresh(outgoing)
+            try:
+                sent.append((item, await self._send_all(outgoing)))
+            except Exception as exc:
+                sent.append((item, as_distribution_error(exc)))
+        return sent
+
+    async def _send_all(self, outgoing: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
+        send = self._producer.send
+        return [
+            await send(out.topic, out.value, key=out.key, headers=out.headers) for out in outgoing
+        ]
+
+    async def _finish(
+        self, sent: list[tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]]
+    ) -> None:
+        for item, futures in sent:
+            if isinstance(futures, SyncStreamError):
+                outcome = await self._fail(item, futures, attempts_made=1)
+            else:
+                outcome = await self._await_delivery(item, futures)
+            for observer in self._observers:
+                await observer.package_finished(item, outcome)
+
+    async def _await_delivery(self, item: Processed, futures: list[asyncio.Future[Any]]) -> Outcome:
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                await future
+            except Exception as exc:
+                error = exc
+        if error is None:
+            self._delivered(item)
+            return Outcome.DISTRIBUTED
+        return await self._retry_in_process(item, as_distribution_error(error))
+
+    def _delivered(self, item: Processed) -> None:
+        metrics = self._metrics
+        for out in item.outgoing:
+            metrics.records_produced.labels(out.topic).inc()
+        source = item.source or "unknown"
+        metrics.packages_distributed.labels(source).inc()
+        if item.routed and item.routed.build_metadata_ok:
+            metrics.build_metadata_ok.inc()
+            log.info(
+                "build_metadata_ok",
+                sync_id=item.sync_id,
+                source=source,
+                topic=item.record.topic,
+                partition=item.record.partition,
+                offset=item.record.offset,
+            )
+        metrics.end_to_end_seconds.labels(source).observe(
+            max(0.0, time.time() - item.record.timestamp / 1000)
+        )
+
+    def _backoff_s(self, attempt: int) -> float:
+        retry = self._settings.retry
+        delay = min(
+            retry.backoff_max_ms,
+            retry.backoff_initial_ms * retry.backoff_multiplier ** (attempt - 1),
+        )
+        jitter = delay * retry.backoff_jitter
+        return float(max(0.0, delay + random.uniform(-jitter, jitter))) / 1000
+
+    async def _retry_in_process(self, item: Processed, error: DistributionFailed) -> Outcome:
+        """Re-send a package's outputs with backoff, holding only this partition."""
+        attempts = self._settings.retry.attempts
+        attempt = 1
+        while error.retriable and attempt < attempts:
+            self._metrics.distribution_attempt_failures.labels("true").inc()
+            delay = self._backoff_s(attempt)
+            log.warning(
+                "distribution failed, retrying",
+                sync_id=item.sync_id,
+                source=item.source,
+                topic=item.record.topic,
+                partition=item.record.partition,
+                offset=item.record.offset,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                error=error.message,
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+            try:
+                futures = await self._send_all(item.outgoing)
+                await asyncio.gather(*futures)
+            except Exception as exc:
+                error = as_distribution_error(exc)
+                continue
+            self._delivered(item)
+            log.info(
+                "distribution succeeded after retry",
+                sync_id=item.sync_id,
+                topic=item.record.topic,
+                partition=item.record.partition,
+                offset=item.record.offset,
+                attempt=attempt,
+            )
+            return Outcome.DISTRIBUTED
+        if not error.retriable:
+            self._metrics.distribution_attempt_failures.labels("false").inc()
+        return await self._fail(item, error, attempts_made=attempt)
+
+    async def _fail(self, item: Processed, error: SyncStreamError, attempts_made: int) -> Outcome:
+        """Send a failed record to the next retry tier, or to the DLQ when it cannot retry."""
+        record = item.record
+        tiers = self._settings.retry.tier_delays_ms
+        current_tier = self.tier_of(record.topic) or record.retry_tier
+        next_tier = current_tier + 1
+        now_ms = int(time.time() * 1000)
+        sync_id = item.sync_id or safe_sync_id(_peek_sync_id(item))
+        ids = {
+            "sync_id": sync_id,
+            "source": item.source,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+
+        if error.retriable and next_tier <= len(tiers):
+            due_ms = now_ms + tiers[next_tier - 1]
+            topic = self._settings.topics.retry_topic(next_tier)
+            headers = failure_headers(
+                record, error, now_ms=now_ms, retry_tier=next_tier, retry_due_ms=due_ms
+            )
+            await self._write_failure(topic, record, headers)
+            self._metrics.retries.labels(str(next_tier)).inc()
+            log.warning(
+                "package sent to retry tier",
+                tier=next_tier,
+                stage=error.stage,
+                reason=error.reason,
+                attempts=attempts_made,
+                **ids,
+            )
+            return Outcome.RETRYING
+
+        headers = failure_headers(record, error, now_ms=now_ms)
+        await self._write_failure(self._settings.topics.dlq_topic, record, headers)
+        self._metrics.dead_letters.labels(error.stage or "unknown").inc()
+        if error.stage in ("T080", "T121"):
+            log.error(
+                "package rolled back: transformer failed",
+                transformer=error.stage,
+                reason=error.reason,
+                error=error.message,
+                **ids,
+            )
+        elif error.stage in ("decode", "f008"):
+            log.warning("package rejected", reason=error.reason, error=error.message, **ids)
+        else:
+            log.error(
+                "package dead-lettered",
+                stage=error.stage,
+                reason=error.reason,
+                error=error.message,
+                **ids,
+            )
+        return Outcome.DEAD_LETTERED
+
+    async def _write_failure(
+        self, topic: str, record: SourceRecord, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Produce the record's untouched bytes; keep trying, since losing it is not allowed."""
+        attempt = 0
+        while True:
+            try:
+                future = await self._producer.send(
+                    topic, record.value, key=record.key, headers=headers
+                )
+                await future
+                self._metrics.records_produced.labels(topic).inc()
+                return
+            except Exception as exc:
+                attempt += 1
+                delay = min(DLQ_WRITE_BACKOFF_MAX_S, 0.2 * 2 ** min(attempt, 8))
+                log.error(
+                    "failure record not written, retrying",
+                    target_topic=topic,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=type(exc).__name__,
+                    attempt=attempt,
+                    delay_s=delay,
+                )
+                await asyncio.sleep(delay)
+
+
+def _peek_sync_id(item: Processed) -> Any:
+    """Best-effort syncId of a rejected record from its syncId header (set by retries)."""
+    return h.header_text(item.record.headers, h.SYNC_ID)
