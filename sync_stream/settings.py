@@ -28,6 +28,7 @@ TransformerName = Literal["T080", "T121"]
 
 ENV_PREFIX = "SYNC_"
 ENV_NESTED_DELIMITER = "__"
+FAILURE_HEADERS_ALLOWANCE_BYTES = 64 * 1024
 
 
 class _Group(BaseModel):
@@ -213,6 +214,14 @@ class Settings(BaseSettings):
         if not self.routes:
             raise ValueError("routes: at least one process must be routed")
         return self
+
+    @property
+    def failure_request_bytes(self) -> int:
+        """Request size limit for retry and DLQ writes: any accepted package plus headers."""
+        return max(
+            self.kafka.producer_max_request_bytes,
+            self.limits.max_package_bytes + FAILURE_HEADERS_ALLOWANCE_BYTES,
+        )
 
     @cached_property
     def facades(self) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ CHUNK = "mxp-chunk"
 CONTENT_TYPE = "content-type"
 SOURCE_VERSION = "mxp-source-version"
 REPLAYED_AT = "mxp-replayed-at"
+VALUE_OMITTED = "mxp-value-omitted"
+VALUE_SHA256 = "mxp-value-sha256"
 
 ERROR_STAGE = "mxp-error-stage"
 ERROR_CLASS = "mxp-error-class"

@@ -27,12 +27,17 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     topics = settings.topics
     partitions, replicas = topics.partitions, topics.replication_factor
     compact = {"cleanup.policy": "compact"}
-    specs = [TopicSpec(name, partitions, replicas) for name in topics.input_topics]
+    # Input, retry and DLQ topics must take any package the gate accepts, plus headers;
+    # Apache Kafka's default message.max.bytes is about 1 MiB.
+    package_sized = {"max.message.bytes": str(settings.failure_request_bytes)}
+    specs = [
+        TopicSpec(name, partitions, replicas, dict(package_sized)) for name in topics.input_topics
+    ]
     for facade in settings.facades:
         configs = dict(compact) if facade in topics.compacted_facades else {}
         specs.append(TopicSpec(topics.facade_topic(facade), partitions, replicas, configs))
     specs += [
-        TopicSpec(topics.retry_topic(tier), partitions, replicas)
+        TopicSpec(topics.retry_topic(tier), partitions, replicas, dict(package_sized))
         for tier in range(1, len(settings.retry.tier_delays_ms) + 1)
     ]
     specs.append(

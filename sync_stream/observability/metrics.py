@@ -82,6 +82,13 @@ class Metrics:
         self.retries = Counter(
             PREFIX + "retries", "Packages sent to a retry tier.", ["tier"], registry=r
         )
+        self.retry_overshoot_seconds = Histogram(
+            PREFIX + "retry_delay_overshoot_seconds",
+            "How long after its due time a retry-tier record was processed.",
+            ["tier"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.dead_letters = Counter(
             PREFIX + "dead_letters", "Records written to the DLQ.", ["stage"], registry=r
         )

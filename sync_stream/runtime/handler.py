@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from sync_stream.distribution import headers as h
 from sync_stream.dlq.failure import SourceRecord, failure_headers, parse_utc_iso
+from sync_stream.dlq.writer import FailureWriter
 from sync_stream.errors import DistributionFailed, SyncStreamError
 from sync_stream.observability.metrics import Metrics
 from sync_stream.runtime.pipeline import Outgoing, Pipeline, Processed, safe_sync_id
@@ -27,7 +28,9 @@ from sync_stream.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-DLQ_WRITE_BACKOFF_MAX_S = 30.0
+# Bytes aiokafka adds to a record beyond key, value and headers (batch and record framing),
+# rounded up; used to reject an output before any of its package is produced.
+RECORD_OVERHEAD_BYTES = 512
 
 
 class Outcome(StrEnum):
@@ -46,6 +49,9 @@ class StaleFilter(Protocol):
     """Drop outputs older than what their facade already holds."""
 
     async def fresh(self, outgoing: Sequence[Outgoing]) -> list[Outgoing]: ...
+
+
+Sent = tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]
 
 
 def to_source_record(record: Any) -> SourceRecord:
@@ -72,6 +78,9 @@ def as_distribution_error(exc: BaseException) -> DistributionFailed:
     )
 
 
+MarkDone = Callable[[int], None]
+
+
 class BatchHandler:
     """Turn fetched records into acknowledged outcomes; shared by every partition worker."""
 
@@ -82,6 +91,7 @@ class BatchHandler:
         pipeline: Pipeline,
         metrics: Metrics,
         *,
+        failure_producer: AIOKafkaProducer | None = None,
         observers: Sequence[PackageObserver] = (),
         stale_filter: StaleFilter | None = None,
     ) -> None:
@@ -89,8 +99,10 @@ class BatchHandler:
         self._producer = producer
         self._pipeline = pipeline
         self._metrics = metrics
+        self._failures = FailureWriter(failure_producer or producer, metrics)
         self._observers = list(observers)
         self._stale_filter = stale_filter
+        self._max_record_bytes = settings.kafka.producer_max_request_bytes
         self._retry_topics = {
             settings.topics.retry_topic(tier): tier
             for tier in range(1, len(settings.retry.tier_delays_ms) + 1)
@@ -103,46 +115,76 @@ class BatchHandler:
         """Return the retry tier a topic belongs to, 0 for an input topic."""
         return self._retry_topics.get(topic, 0)
 
-    async def handle_batch(self, records: Sequence[Any]) -> None:
+    async def handle_batch(self, records: Sequence[Any], mark_done: MarkDone) -> None:
+        """Handle records of one partition in order, calling mark_done(offset + 1) after each."""
         sources = [to_source_record(record) for record in records]
         self._metrics.records_consumed.labels(sources[0].topic).inc(len(sources))
-        if self.tier_of(sources[0].topic):
-            # Tier records are due in order: same delay, appended in failure order.
+        tier = self.tier_of(sources[0].topic)
+        if tier:
+            # Records of a tier fall due in order: one delay, appended in failure order.
             for source in sources:
-                await self._wait_until_due(source)
-                await self._finish(await self._first_attempt([self._pipeline.process(source)]))
+                await self._wait_until_due(source, tier)
+                await self._finish(
+                    await self._first_attempt([self._pipeline.process(source)]), mark_done
+                )
             return
         processed = [self._pipeline.process(source) for source in sources]
-        await self._finish(await self._first_attempt(processed))
+        await self._finish(await self._first_attempt(processed), mark_done)
 
-    async def _wait_until_due(self, source: SourceRecord) -> None:
+    async def _wait_until_due(self, source: SourceRecord, tier: int) -> None:
         due = h.header_text(source.headers, h.RETRY_DUE_AT)
         if due is None:
             return
         try:
-            delay_s = (parse_utc_iso(due) - time.time() * 1000) / 1000
+            due_ms = parse_utc_iso(due)
         except ValueError:
             return
+        delay_s = (due_ms - time.time() * 1000) / 1000
         if delay_s > 0:
             await asyncio.sleep(delay_s)
+        self._metrics.retry_overshoot_seconds.labels(str(tier)).observe(
+            max(0.0, time.time() - due_ms / 1000)
+        )
 
-    async def _first_attempt(
-        self, processed: list[Processed]
-    ) -> list[tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]]:
+    async def _first_attempt(self, processed: list[Processed]) -> list[Sent]:
         """Send every record's outputs without waiting, so one batch costs one round trip."""
-        sent: list[tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]] = []
+        sent: list[Sent] = []
         for item in processed:
             if item.error is not None:
                 sent.append((item, item.error))
                 continue
-            outgoing = item.outgoing
             if self._stale_filter is not None and item.record.attempt > 0:
-                outgoing = item.outgoing = await self._stale_filter.fresh(outgoing)
+                try:
+                    item.outgoing = await self._stale_filter.fresh(item.outgoing)
+                except Exception as exc:
+                    sent.append((item, as_distribution_error(exc)))
+                    continue
+            oversized = self._oversized(item.outgoing)
+            if oversized is not None:
+                sent.append((item, oversized))
+                continue
             try:
-                sent.append((item, await self._send_all(outgoing)))
+                sent.append((item, await self._send_all(item.outgoing)))
             except Exception as exc:
                 sent.append((item, as_distribution_error(exc)))
         return sent
+
+    def _oversized(self, outgoing: Sequence[Outgoing]) -> DistributionFailed | None:
+        """Fail a package before producing anything when one output cannot fit a request."""
+        for out in outgoing:
+            size = (
+                len(out.key)
+                + len(out.value or b"")
+                + sum(len(name) + len(value) for name, value in out.headers)
+            )
+            if size + RECORD_OVERHEAD_BYTES > self._max_record_bytes:
+                return DistributionFailed(
+                    f"output for {out.topic} is about {size} bytes, over the producer limit of "
+                    f"{self._max_record_bytes} bytes (SYNC_KAFKA__PRODUCER_MAX_REQUEST_BYTES)",
+                    retriable=False,
+                    reason="record_too_large",
+                )
+        return None
 
     async def _send_all(self, outgoing: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
         send = self._producer.send
@@ -150,9 +192,7 @@ class BatchHandler:
             await send(out.topic, out.value, key=out.key, headers=out.headers) for out in outgoing
         ]
 
-    async def _finish(
-        self, sent: list[tuple[Processed, list[asyncio.Future[Any]] | SyncStreamError]]
-    ) -> None:
+    async def _finish(self, sent: list[Sent], mark_done: MarkDone) -> None:
         for item, futures in sent:
             if isinstance(futures, SyncStreamError):
                 outcome = await self._fail(item, futures, attempts_made=1)
@@ -160,6 +200,7 @@ class BatchHandler:
                 outcome = await self._await_delivery(item, futures)
             for observer in self._observers:
                 await observer.package_finished(item, outcome)
+            mark_done(item.record.offset + 1)
 
     async def _await_delivery(self, item: Processed, futures: list[asyncio.Future[Any]]) -> Outcome:
         error: BaseException | None = None
@@ -238,16 +279,14 @@ class BatchHandler:
                 attempt=attempt,
             )
             return Outcome.DISTRIBUTED
-        if not error.retriable:
-            self._metrics.distribution_attempt_failures.labels("false").inc()
+        self._metrics.distribution_attempt_failures.labels(str(error.retriable).lower()).inc()
         return await self._fail(item, error, attempts_made=attempt)
 
     async def _fail(self, item: Processed, error: SyncStreamError, attempts_made: int) -> Outcome:
         """Send a failed record to the next retry tier, or to the DLQ when it cannot retry."""
         record = item.record
         tiers = self._settings.retry.tier_delays_ms
-        current_tier = self.tier_of(record.topic) or record.retry_tier
-        next_tier = current_tier + 1
+        next_tier = (self.tier_of(record.topic) or record.retry_tier) + 1
         now_ms = int(time.time() * 1000)
         sync_id = item.sync_id or safe_sync_id(_peek_sync_id(item))
         ids = {
@@ -264,7 +303,7 @@ class BatchHandler:
             headers = failure_headers(
                 record, error, now_ms=now_ms, retry_tier=next_tier, retry_due_ms=due_ms
             )
-            await self._write_failure(topic, record, headers)
+            await self._failures.write(topic, record, headers)
             self._metrics.retries.labels(str(next_tier)).inc()
             log.warning(
                 "package sent to retry tier",
@@ -277,7 +316,7 @@ class BatchHandler:
             return Outcome.RETRYING
 
         headers = failure_headers(record, error, now_ms=now_ms)
-        await self._write_failure(self._settings.topics.dlq_topic, record, headers)
+        await self._failures.write(self._settings.topics.dlq_topic, record, headers)
         self._metrics.dead_letters.labels(error.stage or "unknown").inc()
         if error.stage in ("T080", "T121"):
             log.error(
@@ -294,38 +333,11 @@ class BatchHandler:
                 "package dead-lettered",
                 stage=error.stage,
                 reason=error.reason,
+                attempts=attempts_made,
                 error=error.message,
                 **ids,
             )
         return Outcome.DEAD_LETTERED
-
-    async def _write_failure(
-        self, topic: str, record: SourceRecord, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Produce the record's untouched bytes; keep trying, since losing it is not allowed."""
-        attempt = 0
-        while True:
-            try:
-                future = await self._producer.send(
-                    topic, record.value, key=record.key, headers=headers
-                )
-                await future
-                self._metrics.records_produced.labels(topic).inc()
-                return
-            except Exception as exc:
-                attempt += 1
-                delay = min(DLQ_WRITE_BACKOFF_MAX_S, 0.2 * 2 ** min(attempt, 8))
-                log.error(
-                    "failure record not written, retrying",
-                    target_topic=topic,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=type(exc).__name__,
-                    attempt=attempt,
-                    delay_s=delay,
-                )
-                await asyncio.sleep(delay)
 
 
 def _peek_sync_id(item: Processed) -> Any:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from sync_stream.distribution.versions import FacadeVersions
 from sync_stream.errors import SettingsError, SyncStreamError
 from sync_stream.kafka.clients import create_consumer, create_producer
 from sync_stream.observability.metrics import Metrics
@@ -30,6 +31,15 @@ from sync_stream.settings import Settings
 log = structlog.get_logger(__name__)
 
 _STOP = None
+FAILURE_HEADERS_ALLOWANCE_BYTES = 64 * 1024
+
+
+def failure_request_bytes(settings: Settings) -> int:
+    """Request size limit for retry and DLQ writes: any accepted package plus headers."""
+    return max(
+        settings.kafka.producer_max_request_bytes,
+        settings.limits.max_package_bytes + FAILURE_HEADERS_ALLOWANCE_BYTES,
+    )
 
 
 @dataclass(eq=False)
@@ -42,7 +52,6 @@ class PartitionWorker:
     done_offset: int | None = None  # next offset to commit: last handled offset + 1
     committed_offset: int | None = None
     task: asyncio.Task[None] | None = None
-    failure: BaseException | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(
@@ -54,26 +63,38 @@ class PartitionWorker:
             batch = await self.queue.get()
             if batch is _STOP:
                 return
-            await self.handler.handle_batch(batch)
-            self.done_offset = batch[-1].offset + 1
+            await self.handler.handle_batch(batch, self._mark_done)
+
+    def _mark_done(self, next_offset: int) -> None:
+        self.done_offset = next_offset
 
     @property
     def pending_batches(self) -> int:
         return self.queue.qsize()
 
     async def drain(self, timeout_s: float) -> bool:
-        """Finish queued batches, then stop. Return False if it was cut short at the timeout."""
+        """Finish queued batches, then stop. Return False if it was cut short at the timeout.
+
+        A retry-tier partition is not waited for: its records may be minutes from due, and
+        whatever is not committed is fetched again by the partition's next owner.
+        """
         if self.task is None or self.task.done():
             return True
+        if self.handler.tier_of(self.tp.topic):
+            timeout_s = 0.0
         self.queue.put_nowait(_STOP)
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
-            return True
+            if timeout_s > 0:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+                return True
         except TimeoutError:
+            pass
+        if not self.task.done():
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
             return False
+        return True
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -111,7 +132,9 @@ class Processor:
         self._settings = settings
         self.metrics = metrics or Metrics()
         self._observers = observers
-        self._stale_filter = stale_filter
+        self._own_versions = stale_filter is None
+        self._stale_filter: StaleFilter = stale_filter or FacadeVersions(settings, self.metrics)
+        self._failure_producer: AIOKafkaProducer | None = None
         self._own_producer = producer is None
         self._producer = producer
         self._consumer: AIOKafkaConsumer | None = None
@@ -155,12 +178,19 @@ class Processor:
         if self._producer is None:
             self._producer = create_producer(settings.kafka)
             await self._producer.start()
+        # Retry and DLQ copies carry a whole input package plus headers, so they get a
+        # request limit of their own, large enough for any package the gate accepts.
+        self._failure_producer = create_producer(
+            settings.kafka, max_request_size=settings.failure_request_bytes
+        )
+        await self._failure_producer.start()
         pipeline = Pipeline(settings, self.metrics)
         self._handler = BatchHandler(
             settings,
             self._producer,
             pipeline,
             self.metrics,
+            failure_producer=self._failure_producer,
             observers=self._observers,
             stale_filter=self._stale_filter,
         )
@@ -330,6 +360,11 @@ class Processor:
             self._consumer = None
         if self._producer is not None and self._own_producer:
             await self._producer.stop()
+        if self._failure_producer is not None:
+            await self._failure_producer.stop()
+            self._failure_producer = None
+        if self._own_versions and isinstance(self._stale_filter, FacadeVersions):
+            await self._stale_filter.stop()
         log.info("processor stopped")
 
     async def __aenter__(self) -> Processor:
