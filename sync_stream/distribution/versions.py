@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from functools import partial
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import structlog
@@ -122,9 +122,7 @@ class FacadeVersions:
             try:
                 async with self._round_done:
                     await asyncio.wait_for(
-                        self._round_done.wait_for(
-                            lambda after=start_round: self._rounds > after + 1
-                        ),
+                        self._round_done.wait_for(partial(self._rounds_after, start_round + 1)),
                         max(0.1, deadline - time.monotonic()),
                     )
             except TimeoutError:
@@ -138,6 +136,9 @@ class FacadeVersions:
                     reason="version_index_behind",
                 )
             start_round = self._rounds
+
+    def _rounds_after(self, count: int) -> bool:
+        return self._rounds > count
 
     def _rounds_after(self, count: int) -> bool:
         return self._rounds > count
