@@ -140,9 +140,6 @@ class FacadeVersions:
     def _rounds_after(self, count: int) -> bool:
         return self._rounds > count
 
-    def _rounds_after(self, count: int) -> bool:
-        return self._rounds > count
-
     @staticmethod
     async def _at_end(consumer: AIOKafkaConsumer) -> bool:
         for tp in consumer.assignment():
