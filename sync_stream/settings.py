@@ -53,7 +53,14 @@ class KafkaSettings(_Group):
     ssl_keyfile: Path | None = None
     ssl_key_password: SecretStr | None = None
     ssl_check_hostname: bool = True
-    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    request_timeout_ms: int = Field(
+        default=40_000, ge=1_000, description="Consumer and admin requests; above session timeout."
+    )
+    producer_request_timeout_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        description="How long a produced batch may wait for its acknowledgement before it fails.",
+    )
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
@@ -72,6 +79,8 @@ class KafkaSettings(_Group):
                 f"security_protocol={self.security_protocol} needs sasl_mechanism, "
                 "sasl_username and sasl_password"
             )
+        if self.request_timeout_ms <= self.session_timeout_ms:
+            raise ValueError("request_timeout_ms must be greater than session_timeout_ms")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("ssl_certfile and ssl_keyfile must be set together")
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):

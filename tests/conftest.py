@@ -51,15 +51,25 @@ def make_settings(bootstrap_servers: str) -> Callable[..., Settings]:
     run_id = uuid.uuid4().hex[:10]
 
     def factory(**overrides: Any) -> Settings:
-        kafka = {"bootstrap_servers": bootstrap_servers, "group_id": f"group-{run_id}",
-                 "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+        kafka = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": f"group-{run_id}",
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+        }
         kafka.update(overrides.pop("kafka", {}))
         topics = {"prefix": f"t{run_id}.", "partitions": 3}
         topics.update(overrides.pop("topics", {}))
         retry = {"tier_delays_ms": (500, 1000), "backoff_initial_ms": 50, "backoff_max_ms": 200}
         retry.update(overrides.pop("retry", {}))
-        return load_settings(kafka=kafka, topics=topics, retry=retry,
-                             commit_interval_ms=200, shutdown_timeout_ms=10_000, **overrides)
+        return load_settings(
+            kafka=kafka,
+            topics=topics,
+            retry=retry,
+            commit_interval_ms=200,
+            shutdown_timeout_ms=10_000,
+            **overrides,
+        )
 
     return factory
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 
+from sync_stream.cli.common import EnvFile, console, load_cli_settings, run_or_exit
+from sync_stream.cli.dlq import dlq_app
 from sync_stream.errors import SyncStreamError
 from sync_stream.observability.logs import configure_logging
-from sync_stream.settings import Settings, load_settings
 
 app = typer.Typer(
     help="MXP-Sync orchestrator: F008 gate, T080/T121 transformers and facade "
@@ -26,36 +25,7 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Manage the service's topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-
-console = Console(stderr=True)
-
-EnvFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--env-file",
-        help="Read settings from this file as well as SYNC_* variables.",
-        exists=True,
-        dir_okay=False,
-    ),
-]
-
-
-def _settings(env_file: Path | None, **overrides: Any) -> Settings:
-    try:
-        settings = load_settings(env_file, **overrides)
-    except SyncStreamError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        return asyncio.run(coroutine)
-    except SyncStreamError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+app.add_typer(dlq_app, name="dlq")
 
 
 def install_stop_handlers(stop: Any) -> None:
@@ -87,8 +57,8 @@ def run(
     if role not in ("processor", "api", "all"):
         console.print(f"[red]error:[/] --role must be processor, api or all, not {role!r}")
         raise typer.Exit(2)
-    settings = _settings(env_file)
-    _run(run_service(settings, role))
+    settings = load_cli_settings(env_file)
+    run_or_exit(run_service(settings, role))
 
 
 @app.command()
@@ -101,8 +71,8 @@ def demo(
     """Start the embedded broker, run the pipeline on examples/ and print what each facade got."""
     from sync_stream.demo import run_demo
 
-    settings = _settings(None, log_format="console", log_level="WARNING")
-    _run(run_demo(settings, console, keep_running=keep_running))
+    settings = load_cli_settings(None, log_format="console", log_level="WARNING")
+    run_or_exit(run_demo(settings, console, keep_running=keep_running))
 
 
 @app.command()
@@ -149,7 +119,7 @@ def send(
     """Publish a package to its module topic."""
     from sync_stream.publish import send_file
 
-    settings = _settings(env_file)
+    settings = load_cli_settings(env_file)
     if source not in settings.topics.sources:
         console.print(
             f"[red]error:[/] unknown --source {source!r}; known: "
@@ -157,7 +127,7 @@ def send(
         )
         raise typer.Exit(2)
     try:
-        results = _run(send_file(settings, file, source, split=split))
+        results = run_or_exit(send_file(settings, file, source, split=split))
     except orjson.JSONDecodeError as exc:
         console.print(f"[red]error:[/] {file} is not valid JSON: {exc.msg}")
         raise typer.Exit(2) from None
@@ -170,8 +140,8 @@ def topics_create(env_file: EnvFile = None) -> None:
     """Create every topic the service uses; existing topics are left as they are."""
     from sync_stream.kafka.topics import create_topics
 
-    settings = _settings(env_file)
-    created, present = _run(create_topics(settings))
+    settings = load_cli_settings(env_file)
+    created, present = run_or_exit(create_topics(settings))
     for name in created:
         console.print(f"created  {name}")
     for name in present:

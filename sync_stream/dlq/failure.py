@@ -49,6 +49,8 @@ def failure_headers(
     now_ms: int,
     retry_tier: int | None = None,
     retry_due_ms: int | None = None,
+    sync_id: str | None = None,
+    source: str | None = None,
 ) -> list[tuple[str, bytes]]:
     """Keep the source record's own headers, then add the failure headers.
 
@@ -86,6 +88,11 @@ def failure_headers(
         (h.ERROR_MESSAGE, message.decode("utf-8", "ignore").encode()),
         (h.ATTEMPT, str(record.attempt + 1).encode()),
     ]
+    # Ids for filtering the DLQ, added only where the source record lacks them.
+    if sync_id and h.header_value(previous, h.SYNC_ID) is None:
+        added.append((h.SYNC_ID, sync_id.encode()))
+    if source and h.header_value(previous, h.SOURCE) is None:
+        added.append((h.SOURCE, source.encode()))
     if retry_tier is not None and retry_due_ms is not None:
         added += [
             (h.RETRY_TIER, str(retry_tier).encode()),

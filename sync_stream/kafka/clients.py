@@ -57,6 +57,7 @@ def create_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     options = common_options(kafka)
     options.update(
         acks="all",
+        request_timeout_ms=kafka.producer_request_timeout_ms,
         linger_ms=kafka.producer_linger_ms,
         max_request_size=kafka.producer_max_request_bytes,
         compression_type=None

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from sync_stream.distribution import headers as h
 from sync_stream.dlq.failure import SourceRecord, failure_headers, parse_utc_iso
@@ -68,11 +68,19 @@ def to_source_record(record: Any) -> SourceRecord:
 
 
 def as_distribution_error(exc: BaseException) -> DistributionFailed:
+    """Wrap a produce failure; retriable unless the broker or client says it never can work.
+
+    aiokafka marks KafkaTimeoutError (a batch not acknowledged within the request timeout)
+    as not retriable, but for distribution it is the typical transient failure.
+    """
     if isinstance(exc, DistributionFailed):
         return exc
-    retriable = bool(
-        getattr(exc, "retriable", isinstance(exc, (KafkaError, OSError, asyncio.TimeoutError)))
-    )
+    if isinstance(exc, KafkaTimeoutError | OSError | TimeoutError):
+        retriable = True
+    elif isinstance(exc, KafkaError):
+        retriable = bool(exc.retriable)
+    else:
+        retriable = False
     return DistributionFailed(
         f"{type(exc).__name__}: {exc}", retriable=retriable, reason=type(exc).__name__
     )
@@ -103,10 +111,18 @@ class BatchHandler:
         self._observers = list(observers)
         self._stale_filter = stale_filter
         self._max_record_bytes = settings.kafka.producer_max_request_bytes
+        self._topic_sources = {
+            settings.topics.source_topic(source): source for source in settings.topics.sources
+        }
         self._retry_topics = {
             settings.topics.retry_topic(tier): tier
             for tier in range(1, len(settings.retry.tier_delays_ms) + 1)
         }
+
+    def _source_of(self, record: SourceRecord) -> str | None:
+        """Name the source module of a record's original input topic."""
+        topic = h.header_text(record.headers, h.ORIGINAL_TOPIC) or record.topic
+        return self._topic_sources.get(topic)
 
     def add_observer(self, observer: PackageObserver) -> None:
         self._observers.append(observer)
@@ -194,7 +210,9 @@ class BatchHandler:
 
     async def _finish(self, sent: list[Sent], mark_done: MarkDone) -> None:
         for item, futures in sent:
-            if isinstance(futures, SyncStreamError):
+            if isinstance(futures, DistributionFailed):
+                outcome = await self._retry_in_process(item, futures)
+            elif isinstance(futures, SyncStreamError):
                 outcome = await self._fail(item, futures, attempts_made=1)
             else:
                 outcome = await self._await_delivery(item, futures)
@@ -264,10 +282,16 @@ class BatchHandler:
             await asyncio.sleep(delay)
             attempt += 1
             try:
+                if self._stale_filter is not None and item.record.attempt > 0:
+                    item.outgoing = await self._stale_filter.fresh(item.outgoing)
                 futures = await self._send_all(item.outgoing)
-                await asyncio.gather(*futures)
             except Exception as exc:
                 error = as_distribution_error(exc)
+                continue
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                error = as_distribution_error(failures[-1])
                 continue
             self._delivered(item)
             log.info(
@@ -289,6 +313,7 @@ class BatchHandler:
         next_tier = (self.tier_of(record.topic) or record.retry_tier) + 1
         now_ms = int(time.time() * 1000)
         sync_id = item.sync_id or safe_sync_id(_peek_sync_id(item))
+        source = item.source or self._source_of(record)
         ids = {
             "sync_id": sync_id,
             "source": item.source,
@@ -315,7 +340,7 @@ class BatchHandler:
             )
             return Outcome.RETRYING
 
-        headers = failure_headers(record, error, now_ms=now_ms)
+        headers = failure_headers(record, error, now_ms=now_ms, sync_id=sync_id, source=source)
         await self._failures.write(self._settings.topics.dlq_topic, record, headers)
         self._metrics.dead_letters.labels(error.stage or "unknown").inc()
         if error.stage in ("T080", "T121"):
@@ -338,6 +363,11 @@ class BatchHandler:
                 **ids,
             )
         return Outcome.DEAD_LETTERED
+
+
+def _consume_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _peek_sync_id(item: Processed) -> Any:

@@ -12,7 +12,7 @@ import structlog
 from sync_stream.distribution import headers as h
 from sync_stream.dlq.failure import SourceRecord
 from sync_stream.errors import SyncStreamError
-from sync_stream.gate import F008Gate
+from sync_stream.gate import AcceptedPackage, F008Gate
 from sync_stream.observability.metrics import Metrics
 from sync_stream.routing import RoutedPackage, Router
 from sync_stream.settings import Settings
@@ -37,17 +37,18 @@ class Processed:
     """The result of the pipeline for one input record: outputs, or the error that stops it."""
 
     record: SourceRecord
+    package: AcceptedPackage | None = None
     routed: RoutedPackage | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
     error: SyncStreamError | None = None
 
     @property
     def sync_id(self) -> str | None:
-        return self.routed.package.sync_id if self.routed else None
+        return self.package.sync_id if self.package else None
 
     @property
     def source(self) -> str | None:
-        return self.routed.package.source if self.routed else None
+        return self.package.source if self.package else None
 
 
 class UnexpectedError(SyncStreamError):
@@ -102,6 +103,7 @@ class Pipeline:
         gated = time.perf_counter()
         metrics.stage_seconds.labels("f008").observe(gated - started)
         metrics.packages_accepted.labels(package.source).inc()
+        result.package = package
 
         try:
             routed = self._router.route(package)

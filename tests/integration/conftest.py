@@ -41,8 +41,9 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await client.stop()
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0,
-                   message: str = "condition") -> None:
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, message: str = "condition"
+) -> None:
     """Poll an async condition every 100 ms; fail the test after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while not await condition():
@@ -51,8 +52,9 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 
         await asyncio.sleep(0.1)
 
 
-async def wait_for_count(settings: Settings, topic: str, count: int,
-                         timeout_s: float = 30.0) -> list[Any]:
+async def wait_for_count(
+    settings: Settings, topic: str, count: int, timeout_s: float = 30.0
+) -> list[Any]:
     """Read a topic until it holds at least `count` records; return them."""
     records: list[Any] = []
 
