@@ -21,7 +21,7 @@ from sync_stream.kafka.clients import create_producer
 from sync_stream.kafka.reader import read_topic
 from sync_stream.kafka.topics import create_topics
 from sync_stream.observability.metrics import Metrics
-from sync_stream.publish import publish_bytes, publish_package
+from sync_stream.publish import publish_package
 from sync_stream.runtime.pipeline import Outgoing
 from sync_stream.runtime.processor import Processor
 from sync_stream.settings import Settings
