@@ -29,7 +29,8 @@ def split_package(package: dict[str, Any]) -> list[dict[str, Any]]:
     """
     load = int(package["chunkLoad"])
     processes: dict[str, Any] = package["processes"]
-    count = max(1, max(math.ceil(len(b["records"]) / load) for b in processes.values()))
+    count = max((math.ceil(len(b["records"]) / load) for b in processes.values()), default=1)
+    count = max(count, 1)
     chunks = []
     for index in range(count):
         part: dict[str, Any] = {}

@@ -6,6 +6,7 @@ Nested groups use `__` in variable names, for example `SYNC_KAFKA__BOOTSTRAP_SER
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from sync_stream.errors import SettingsError
 
@@ -29,6 +31,7 @@ TransformerName = Literal["T080", "T121"]
 ENV_PREFIX = "SYNC_"
 ENV_NESTED_DELIMITER = "__"
 FAILURE_HEADERS_ALLOWANCE_BYTES = 64 * 1024
+KAFKA_VAR = f"{ENV_PREFIX}KAFKA{ENV_NESTED_DELIMITER}"
 
 
 class _Group(BaseModel):
@@ -69,24 +72,33 @@ class KafkaSettings(_Group):
     producer_max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
 
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _file_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return path
+
     @model_validator(mode="after")
     def _check_security(self) -> KafkaSettings:
+        # Messages name the variables themselves: these rules span several fields.
         uses_sasl = self.security_protocol.startswith("SASL")
         if uses_sasl and (
             not self.sasl_mechanism or not self.sasl_username or self.sasl_password is None
         ):
             raise ValueError(
-                f"security_protocol={self.security_protocol} needs sasl_mechanism, "
-                "sasl_username and sasl_password"
+                f"{KAFKA_VAR}SECURITY_PROTOCOL={self.security_protocol} needs "
+                f"{KAFKA_VAR}SASL_MECHANISM, {KAFKA_VAR}SASL_USERNAME and "
+                f"{KAFKA_VAR}SASL_PASSWORD"
             )
         if self.request_timeout_ms <= self.session_timeout_ms:
-            raise ValueError("request_timeout_ms must be greater than session_timeout_ms")
+            raise ValueError(
+                f"{KAFKA_VAR}REQUEST_TIMEOUT_MS must be greater than {KAFKA_VAR}SESSION_TIMEOUT_MS"
+            )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ValueError("ssl_certfile and ssl_keyfile must be set together")
-        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name}: file not found: {path}")
+            raise ValueError(
+                f"{KAFKA_VAR}SSL_CERTFILE and {KAFKA_VAR}SSL_KEYFILE must be set together"
+            )
         return self
 
     @property
@@ -218,11 +230,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
-    @model_validator(mode="after")
-    def _check_routes(self) -> Settings:
-        if not self.routes:
-            raise ValueError("routes: at least one process must be routed")
-        return self
+    @field_validator("routes")
+    @classmethod
+    def _some_route(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        if not routes:
+            raise ValueError("at least one process must be routed")
+        return routes
 
     @property
     def failure_request_bytes(self) -> int:
@@ -248,10 +261,38 @@ def _variable_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(part.upper() for part in parts)
 
 
+def _problem(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith(ENV_PREFIX):
+        return message
+    return f"{_variable_name(error['loc'])}: {message}"
+
+
+def _unparsable_variables(env_file: str | os.PathLike[str] | None) -> list[str]:
+    """Name the SYNC_* variables whose value looks like JSON but does not parse."""
+    candidates = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+    if env_file is not None and Path(env_file).is_file():
+        for line in Path(env_file).read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().upper().startswith(ENV_PREFIX):
+                candidates[name.strip()] = value.strip().strip("'\"")
+    bad = []
+    for name, value in candidates.items():
+        if value.lstrip()[:1] in ("[", "{"):
+            try:
+                json.loads(value)
+            except ValueError:
+                bad.append(name.upper())
+    return sorted(bad)
+
+
 def load_settings(env_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Read the settings, raising SettingsError that names each invalid variable."""
     try:
         return Settings(_env_file=Path(env_file) if env_file else None, **overrides)
     except ValidationError as exc:
-        problems = [f"{_variable_name(error['loc'])}: {error['msg']}" for error in exc.errors()]
+        problems = [_problem(error) for error in exc.errors(include_input=False)]
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    except PydanticSettingsError:
+        names = ", ".join(_unparsable_variables(env_file)) or "a SYNC_* variable"
+        raise SettingsError(f"invalid settings: {names}: value is not valid JSON") from None

@@ -66,8 +66,9 @@ class AvroCodec:
                 f"{self.header[2:].hex()}",
                 reason="avro_fingerprint_mismatch",
             )
+        body = io.BytesIO(value[HEADER_BYTES:])
         try:
-            datum = fastavro.schemaless_reader(io.BytesIO(value[HEADER_BYTES:]), self.parsed, None)
+            datum = fastavro.schemaless_reader(body, self.parsed, None)
         except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
             raise DecodeFailed(
                 f"Avro body does not match the {self.name} schema: {type(exc).__name__}",
@@ -75,6 +76,11 @@ class AvroCodec:
             ) from None
         if not isinstance(datum, dict):
             raise DecodeFailed(f"Avro body is not a {self.name} record", reason="avro_body_invalid")
+        trailing = len(value) - HEADER_BYTES - body.tell()
+        if trailing:
+            raise DecodeFailed(
+                f"{trailing} bytes follow the {self.name} Avro body", reason="avro_body_invalid"
+            )
         return datum
 
 

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from sync_stream.codec.canonical import processes_checksum
@@ -18,15 +19,17 @@ from sync_stream.transformers.rows import ROW_MODELS, RowModel
 F008_CODE = "F008"
 
 
+# Strict models: a JSON string where a number belongs ("10" for chunkLoad) is rejected, not
+# coerced, so every source sends the same types.
 class ChunkInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     index: int
     count: int
 
 
 class ProcessBlock(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     mode: Literal["delta", "full"] = "delta"
     records: list[dict[str, Any]]
@@ -35,7 +38,7 @@ class ProcessBlock(BaseModel):
 class Envelope(BaseModel):
     """The F008 package without its rows, which are checked per process."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     code: str
     syncId: str
@@ -181,7 +184,15 @@ class F008Gate:
 
     @staticmethod
     def _check_checksum(declared: str, processes: Any) -> None:
-        actual = processes_checksum(processes)
+        try:
+            actual = processes_checksum(processes)
+        except rfc8785.CanonicalizationError:
+            # The library's message quotes the offending value, so it is not passed on.
+            raise _reject(
+                Reason.CHECKSUM_MISMATCH,
+                "processes cannot be canonicalized (RFC 8785 allows integers within "
+                "±(2**53 - 1) and finite floats only), so the checksum cannot match",
+            ) from None
         if declared.lower() != actual:
             raise _reject(
                 Reason.CHECKSUM_MISMATCH,

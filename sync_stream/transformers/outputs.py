@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,19 +19,33 @@ class OutputRecord:
     version: int
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MILLISECOND = timedelta(milliseconds=1)
+
+
 def parse_utc(text: str) -> datetime:
-    """Parse an ISO-8601 time that carries an offset; raise ValueError for naive times."""
+    """Parse an ISO-8601 time that carries an offset into UTC.
+
+    Raise ValueError for a naive time or one that falls outside years 1..9999 in UTC.
+    """
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("time has no UTC offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is outside years 1..9999 in UTC") from None
 
 
 def format_utc_millis(moment: datetime) -> str:
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    """Format as ISO-8601 UTC with milliseconds and a Z suffix (years zero-padded)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def format_utc_seconds(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def epoch_millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Milliseconds since 1970 UTC, truncated toward the past, in exact integer arithmetic."""
+    return (moment - EPOCH) // ONE_MILLISECOND

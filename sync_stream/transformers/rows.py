@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Identifiers become parts of `a:b:c` record keys, so they cannot contain a colon.
+IDENTIFIER = r"^[^:]+$"
+
 
 class _Row(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True, strict=True)
 
 
 class ArtifactRow(_Row):
@@ -24,7 +27,7 @@ class ArtifactRow(_Row):
 class BuildInfoRow(_Row):
     """Build metadata from MXP Init or MXP FE Build."""
 
-    module: str = Field(min_length=1)
+    module: str = Field(min_length=1, pattern=IDENTIFIER)
     version: str
     buildNumber: int = Field(ge=0)
     commit: str
@@ -37,7 +40,7 @@ class BuildInfoRow(_Row):
 class UserRow(_Row):
     """An Ares user directory row, as sent by the Sync-Users-Ares body."""
 
-    employeeId: str = Field(min_length=1)
+    employeeId: str = Field(min_length=1, pattern=IDENTIFIER)
     cdnId: str
     restaurantId: str
     firstName: str
@@ -58,7 +61,7 @@ class PrinterConnectionRow(_Row):
 class PrinterRow(_Row):
     """A printer row from MXP Printer."""
 
-    printerId: str = Field(min_length=1)
+    printerId: str = Field(min_length=1, pattern=IDENTIFIER)
     cdnId: str
     restaurantId: str
     name: str = Field(min_length=1)

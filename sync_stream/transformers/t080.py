@@ -9,7 +9,7 @@ from datetime import UTC
 
 from sync_stream.codec.avro import codec_for
 from sync_stream.errors import TransformFailed
-from sync_stream.transformers.outputs import OutputRecord, parse_utc
+from sync_stream.transformers.outputs import OutputRecord, format_utc_seconds, parse_utc
 from sync_stream.transformers.rows import BuildInfoRow
 
 SEMVER = re.compile(
@@ -63,7 +63,7 @@ def build_info_datum(row: BuildInfoRow, index: int) -> dict[str, object]:
         "version": version,
         "buildNumber": row.buildNumber,
         "commit": commit,
-        "builtAt": built_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "builtAt": format_utc_seconds(built_at),
         "cdnId": _canonical_uuid(row.cdnId, index, "cdnId"),
         "restaurants": restaurants,
         "artifacts": artifacts,

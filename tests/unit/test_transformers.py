@@ -309,11 +309,6 @@ def test_t121_version_is_epoch_millis(moment: datetime) -> None:
     assert routed.outputs[0].version == millis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="epoch_millis computes int(timestamp() * 1000) on a float: it truncates toward zero "
-    "before 1970 and loses microsecond digits after about 2242",
-)
 @pytest.mark.parametrize(
     ("updated_at", "expected_millis"),
     [
@@ -582,11 +577,6 @@ TIMES_AT_DATETIME_LIMITS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_utc catches only ValueError, but astimezone(UTC) raises OverflowError "
-    "when the UTC instant falls outside years 1..9999",
-)
 @pytest.mark.parametrize(("stage", "edit"), TIMES_AT_DATETIME_LIMITS)
 def test_transformer_time_out_of_range(stage: str, edit: Edit) -> None:
     document = mixed_package()
@@ -599,11 +589,6 @@ def test_transformer_time_out_of_range(stage: str, edit: Edit) -> None:
     assert caught.value.stage == stage
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="strftime('%Y') does not zero-pad years before 1000 on glibc, "
-    "so the time is not ISO-8601",
-)
 @pytest.mark.parametrize(
     ("process", "edit", "field", "expected"),
     [
