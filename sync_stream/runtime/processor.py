@@ -331,6 +331,10 @@ class Processor:
                     partition=worker.tp.partition,
                 )
             self._workers.pop(worker.tp, None)
+        for tp in revoked:
+            # A partition now owned by another member must not keep reporting our last lag.
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         log.info(
             "partitions revoked",
             count=len(revoked),
