@@ -154,7 +154,7 @@ class TopicSettings(_Group):
 
 
 class Route(_Group):
-    """Where one process's records go: the transformer that maps them and the facades."""
+    """Route of one process: the transformer that maps its records and the destination facades."""
 
     transformer: TransformerName
     facades: tuple[str, ...] = Field(min_length=1)

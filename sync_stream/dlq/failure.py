@@ -11,7 +11,7 @@ from sync_stream.errors import MAX_MESSAGE_CHARS, SyncStreamError
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """What the service knows of an input record; the bytes are kept untouched."""
+    """An input record as the service keeps it, with its bytes untouched."""
 
     topic: str
     partition: int

@@ -28,8 +28,8 @@ from sync_stream.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# Bytes aiokafka adds to a record beyond key, value and headers (batch and record framing),
-# rounded up; used to reject an output before any of its package is produced.
+# Estimated bytes aiokafka adds to a record beyond key, value and headers (batch and record
+# framing), rounded up. The size check uses it to reject a package before producing any output.
 RECORD_OVERHEAD_BYTES = 512
 
 

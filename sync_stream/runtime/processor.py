@@ -163,7 +163,7 @@ class Processor:
         return set(self._consumer.assignment()) if self._consumer else set()
 
     def committed_offsets(self) -> dict[TopicPartition, int]:
-        """Offsets this member has committed, per partition it holds or held."""
+        """Return the offsets this member committed, per partition it owns or owned."""
         return {
             tp: w.committed_offset
             for tp, w in self._workers.items()
