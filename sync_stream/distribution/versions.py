@@ -29,6 +29,7 @@ from sync_stream.settings import Settings
 log = structlog.get_logger(__name__)
 
 CATCH_UP_TIMEOUT_S = 60.0
+FETCH_MAX_WAIT_MS = 20
 
 
 def record_version(headers: Any) -> int | None:
@@ -81,8 +82,12 @@ class FacadeVersions:
         async with self._start_lock:
             if self._task is not None:
                 return
+            # A short fetch wait keeps each catch-up check to a few fetch rounds.
             consumer = create_consumer(
-                self._settings.kafka, group_id=None, isolation_level="read_uncommitted"
+                self._settings.kafka,
+                group_id=None,
+                isolation_level="read_uncommitted",
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             )
             await consumer.start()
             partitions = []
@@ -98,7 +103,7 @@ class FacadeVersions:
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+            batches = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=5000)
             for tp, records in batches.items():
                 versions = self._versions[tp.topic]
                 for record in records:

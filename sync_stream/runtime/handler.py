@@ -136,45 +136,48 @@ class BatchHandler:
         sources = [to_source_record(record) for record in records]
         self._metrics.records_consumed.labels(sources[0].topic).inc(len(sources))
         tier = self.tier_of(sources[0].topic)
-        if tier:
-            # Records of a tier fall due in order: one delay, appended in failure order.
-            for source in sources:
-                await self._wait_until_due(source, tier)
-                await self._finish(
-                    await self._first_attempt([self._pipeline.process(source)]), mark_done
-                )
+        if not tier:
+            processed = [self._pipeline.process(source) for source in sources]
+            await self._finish(await self._first_attempt(processed), mark_done)
             return
-        processed = [self._pipeline.process(source) for source in sources]
-        await self._finish(await self._first_attempt(processed), mark_done)
+
+        # Records of a tier fall due in order (one delay, appended in failure order): wait for
+        # the first, then handle it with every later record that is due by then.
+        start = 0
+        while start < len(sources):
+            await self._wait_until_due(sources[start], tier)
+            now_ms = time.time() * 1000
+            end = start + 1
+            while end < len(sources) and _due_ms(sources[end]) <= now_ms:
+                end += 1
+            for source in sources[start + 1 : end]:
+                self._observe_overshoot(source, tier, now_ms)
+            processed = [self._pipeline.process(source) for source in sources[start:end]]
+            await self._finish(await self._first_attempt(processed), mark_done)
+            start = end
 
     async def _wait_until_due(self, source: SourceRecord, tier: int) -> None:
-        due = h.header_text(source.headers, h.RETRY_DUE_AT)
-        if due is None:
-            return
-        try:
-            due_ms = parse_utc_iso(due)
-        except ValueError:
-            return
-        delay_s = (due_ms - time.time() * 1000) / 1000
+        delay_s = (_due_ms(source) - time.time() * 1000) / 1000
         if delay_s > 0:
             await asyncio.sleep(delay_s)
-        self._metrics.retry_overshoot_seconds.labels(str(tier)).observe(
-            max(0.0, time.time() - due_ms / 1000)
-        )
+        self._observe_overshoot(source, tier, time.time() * 1000)
+
+    def _observe_overshoot(self, source: SourceRecord, tier: int, now_ms: float) -> None:
+        due_ms = _due_ms(source)
+        if due_ms > 0:
+            self._metrics.retry_overshoot_seconds.labels(str(tier)).observe(
+                max(0.0, (now_ms - due_ms) / 1000)
+            )
 
     async def _first_attempt(self, processed: list[Processed]) -> list[Sent]:
         """Send every record's outputs without waiting, so one batch costs one round trip."""
+        stale_errors = await self._drop_stale(processed)
         sent: list[Sent] = []
         for item in processed:
-            if item.error is not None:
-                sent.append((item, item.error))
+            error = item.error or stale_errors.get(id(item))
+            if error is not None:
+                sent.append((item, error))
                 continue
-            if self._stale_filter is not None and item.record.attempt > 0:
-                try:
-                    item.outgoing = await self._stale_filter.fresh(item.outgoing)
-                except Exception as exc:
-                    sent.append((item, as_distribution_error(exc)))
-                    continue
             oversized = self._oversized(item.outgoing)
             if oversized is not None:
                 sent.append((item, oversized))
@@ -184,6 +187,21 @@ class BatchHandler:
             except Exception as exc:
                 sent.append((item, as_distribution_error(exc)))
         return sent
+
+    async def _drop_stale(self, processed: list[Processed]) -> dict[int, DistributionFailed]:
+        """Filter the outputs of retried records in one version check for the whole batch."""
+        retried = [p for p in processed if p.error is None and p.record.attempt > 0 and p.outgoing]
+        if self._stale_filter is None or not retried:
+            return {}
+        combined = [out for item in retried for out in item.outgoing]
+        try:
+            kept = {id(out) for out in await self._stale_filter.fresh(combined)}
+        except Exception as exc:
+            error = as_distribution_error(exc)
+            return {id(item): error for item in retried}
+        for item in retried:
+            item.outgoing = [out for out in item.outgoing if id(out) in kept]
+        return {}
 
     def _oversized(self, outgoing: Sequence[Outgoing]) -> DistributionFailed | None:
         """Fail a package before producing anything when one output cannot fit a request."""
@@ -363,6 +381,17 @@ class BatchHandler:
                 **ids,
             )
         return Outcome.DEAD_LETTERED
+
+
+def _due_ms(source: SourceRecord) -> float:
+    """Return a tier record's due time in epoch ms; 0 when absent or unreadable (due now)."""
+    due = h.header_text(source.headers, h.RETRY_DUE_AT)
+    if due is None:
+        return 0.0
+    try:
+        return float(parse_utc_iso(due))
+    except ValueError:
+        return 0.0
 
 
 def _consume_result(future: asyncio.Future[Any]) -> None:
