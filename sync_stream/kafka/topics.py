@@ -8,7 +8,7 @@ import structlog
 from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from sync_stream.kafka.clients import create_admin
+from sync_stream.kafka.clients import check_connection, create_admin
 from sync_stream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 async def create_topics(settings: Settings) -> tuple[list[str], list[str]]:
     """Create missing topics; return (created, already present). Safe to run again."""
+    await check_connection(settings.kafka)
     admin = create_admin(settings.kafka)
     await admin.start()
     try:

@@ -22,7 +22,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from sync_stream.distribution.versions import FacadeVersions
 from sync_stream.errors import SettingsError, SyncStreamError
-from sync_stream.kafka.clients import create_consumer, create_producer
+from sync_stream.kafka.clients import check_connection, create_consumer, create_producer
 from sync_stream.observability.metrics import Metrics
 from sync_stream.runtime.handler import BatchHandler, PackageObserver, StaleFilter
 from sync_stream.runtime.pipeline import Pipeline
@@ -175,6 +175,7 @@ class Processor:
             raise SyncStreamError("processor already started")
         self._started = True
         settings = self._settings
+        await check_connection(settings.kafka)
         if self._producer is None:
             self._producer = create_producer(settings.kafka)
             await self._producer.start()
