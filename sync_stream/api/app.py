@@ -1,0 +1,134 @@
+"""The FastAPI app factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import sync_stream
+from sync_stream.api.auth import TokenChecker
+from sync_stream.api.context import ApiContext
+from sync_stream.api.errors import install_error_handlers
+from sync_stream.api.facade import FacadePublisher
+from sync_stream.api.middleware import BodyLimitMiddleware, HttpMetricsMiddleware
+from sync_stream.api.models import ErrorResponse, FacadePackage
+from sync_stream.api.routes import api, probes
+from sync_stream.kafka.clients import create_producer
+from sync_stream.observability.metrics import Metrics
+from sync_stream.projection.users_pos import UsersPosProjection
+from sync_stream.runtime.processor import Processor
+from sync_stream.settings import Settings
+from sync_stream.status.store import SyncStatusStore
+
+log = structlog.get_logger(__name__)
+
+TITLE = "MXP-Sync"
+DESCRIPTION = (
+    "The HTTP facade of MXP-Sync. Every /api route needs `Authorization: Bearer <token>`. "
+    "Every response except /metrics is the envelope "
+    '`{"code", "status", "message", "details"}`.'
+)
+
+
+def create_app(
+    settings: Settings,
+    metrics: Metrics | None = None,
+    *,
+    projection: UsersPosProjection | None = None,
+    statuses: SyncStatusStore | None = None,
+    processor: Processor | None = None,
+    producer: AIOKafkaProducer | None = None,
+) -> FastAPI:
+    """Build the app. Components passed in are shared and left running at shutdown; the
+    lifespan starts and stops the ones left out.
+
+    A processor passed in adds its consume loop and partition assignment to /healthz and
+    /readyz.
+    """
+    context = ApiContext(
+        settings=settings,
+        metrics=metrics or Metrics(),
+        publisher=FacadePublisher(settings),
+        projection=projection,
+        statuses=statuses,
+        processor=processor,
+        producer=producer,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await _start_missing(context, stack)
+            if not settings.api.tokens:
+                log.warning("no API tokens configured: every /api request is answered 401")
+            log.info("api started", topic=settings.topics.source_topic("http"))
+            yield
+        log.info("api stopped")
+
+    app = FastAPI(
+        title=TITLE,
+        version=sync_stream.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.token_checker = TokenChecker(settings.api.tokens)
+    app.include_router(api)
+    app.include_router(probes)
+    install_error_handlers(app)
+    # Added last, so it runs first: requests over the limit are answered before routing.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics, routes=app.routes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _start_missing(context: ApiContext, stack: AsyncExitStack) -> None:
+    settings = context.settings
+    if context.projection is None:
+        context.projection = UsersPosProjection(settings, context.metrics)
+        await context.projection.start()
+        stack.push_async_callback(context.projection.stop)
+    if context.statuses is None:
+        context.statuses = SyncStatusStore(settings)
+        await context.statuses.start()
+        stack.push_async_callback(context.statuses.stop)
+    if context.producer is None:
+        context.producer = create_producer(settings.kafka)
+        await context.producer.start()
+        stack.push_async_callback(context.producer.stop)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """Generate the schema once, adding the package body and the envelope of every error.
+
+    FastAPI documents a 422 for routes with parameters; these routes answer malformed
+    parameters with 400 instead, so that default is replaced.
+    """
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (FacadePackage, ErrorResponse):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            default_422 = responses.get("422", {})
+            if "HTTPValidationError" in str(default_422):
+                del responses["422"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
