@@ -9,8 +9,8 @@ and uvicorn serves in the processor's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal, cast
 
 import structlog
@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 
 from sync_stream.api.app import create_app
 from sync_stream.api.server import ApiServer, build_server, start_server
+from sync_stream.errors import SyncStreamError
 from sync_stream.kafka.clients import create_producer
 from sync_stream.kafka.topics import create_topics
 from sync_stream.observability.metrics import Metrics
@@ -63,6 +64,7 @@ class Service:
         self.processor: Processor | None = None
         self.server: ApiServer | None = None
         self._stop = asyncio.Event()
+        self._started = asyncio.Event()
 
     def request_stop(self) -> None:
         """Ask run() to stop; safe from a signal handler."""
@@ -120,10 +122,30 @@ class Service:
                 log.info("api listening", host=settings.api.host, port=self.server.port)
 
             log.info("service started", role=self.role)
+            self._started.set()
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             self.request_stop()
             stop_requested.cancel()
         log.info("service stopped", role=self.role)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Service]:
+        """Run in a background task for the duration of the block, then stop.
+
+        Raise what stopped the service if it ends before it has started.
+        """
+        task = asyncio.create_task(self.run(), name=f"service-{self.role}")
+        started = asyncio.create_task(self._started.wait(), name="service-started")
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            started.cancel()
+            task.result()
+            raise SyncStreamError("the service stopped during start-up")
+        try:
+            yield self
+        finally:
+            self.request_stop()
+            await task
 
     async def _stop_server(self, task: asyncio.Task[None]) -> None:
         assert self.server is not None

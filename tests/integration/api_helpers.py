@@ -39,21 +39,8 @@ def client(base_url: str, token: str | None = TOKEN) -> httpx.AsyncClient:
 @asynccontextmanager
 async def running_service(settings: Settings, role: Role = "all") -> AsyncIterator[Service]:
     """Run the service as `sync-stream run --role ROLE` does, until the block ends."""
-    service = Service(settings, role)
-    task = asyncio.create_task(service.run(), name=f"service-{role}")
-
-    async def listening() -> bool:
-        if task.done():
-            task.result()
-        return service.server is not None and service.server.started
-
-    if role != "processor":
-        await wait_for(listening, 30, "the API server to listen")
-    try:
+    async with Service(settings, role).running() as service:
         yield service
-    finally:
-        service.request_stop()
-        await asyncio.wait_for(task, 60)
 
 
 @asynccontextmanager
