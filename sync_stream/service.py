@@ -63,6 +63,8 @@ class Service:
         self.metrics = metrics or Metrics()
         self.processor: Processor | None = None
         self.server: ApiServer | None = None
+        self.statuses: SyncStatusStore | None = None
+        self.projection: UsersPosProjection | None = None
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
 
@@ -85,8 +87,10 @@ class Service:
             producer = create_producer(settings.kafka)
             await producer.start()
             stack.push_async_callback(producer.stop)
-            statuses = SyncStatusStore(settings)
-            projection = UsersPosProjection(settings, metrics, track_syncs=self.role != "api")
+            statuses = self.statuses = SyncStatusStore(settings)
+            projection = self.projection = UsersPosProjection(
+                settings, metrics, track_syncs=self.role != "api"
+            )
             for follower in (statuses, projection):
                 await follower.start()
                 stack.push_async_callback(follower.stop)
