@@ -85,7 +85,7 @@ def create_app(
     # Added last, so it runs first: requests over the limit are answered before routing.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics, routes=app.routes)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 
 
@@ -105,11 +105,12 @@ async def _start_missing(context: ApiContext, stack: AsyncExitStack) -> None:
         stack.push_async_callback(context.producer.stop)
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """Generate the schema once, adding the package body and the envelope of every error.
 
-    FastAPI documents a 422 for routes with parameters; these routes answer malformed
-    parameters with 400 instead, so that default is replaced.
+    The package body names the configured sources, processes and chunkLoad limit. FastAPI
+    documents a 422 for routes with parameters, but these routes answer malformed
+    parameters with 400, so that default is removed.
     """
     if app.openapi_schema:
         return app.openapi_schema
@@ -122,11 +123,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.update(model_schema.pop("$defs", {}))
         components[model.__name__] = model_schema
 
+    properties = components["FacadePackage"]["properties"]
+    properties["source"]["enum"] = sorted(settings.topics.sources)
+    properties["chunkLoad"]["maximum"] = settings.limits.max_chunk_load
+    properties["processes"]["minProperties"] = 1
+    properties["processes"]["propertyNames"] = {"enum": sorted(settings.routes)}
+
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            default_422 = responses.get("422", {})
-            if "HTTPValidationError" in str(default_422):
+            if "HTTPValidationError" in str(responses.get("422", {})):
                 del responses["422"]
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
