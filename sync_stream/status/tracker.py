@@ -93,9 +93,11 @@ class SyncStatusTracker:
             "partition": processed.record.partition,
             "offset": processed.record.offset,
         }
-        # A sync this process has not written yet may have been updated by another
-        # processor before a rebalance or a restart: read the status topic up to now.
-        await self._store.catch_up(ready_only=chunk.sync_id in self._written, **ids)
+        # Another processor may have recorded other chunks of this sync before a rebalance
+        # or a restart, so read the status topic up to now before adding to it. A sync of
+        # one chunk has no other chunks, and a sync this process wrote is current here.
+        current = chunk.count == 1 or chunk.sync_id in self._written
+        await self._store.catch_up(ready_only=current, **ids)
 
         now_ms = int(time.time() * 1000)
         update = SyncProgress(
