@@ -66,7 +66,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             await _start_missing(context, stack)
             if not settings.api.tokens:
-                log.warning("no API tokens configured: every /api request is answered 401")
+                log.warning("no API tokens configured: every /api request gets 401")
             log.info("api started", topic=settings.topics.source_topic("http"))
             yield
         log.info("api stopped")
@@ -82,7 +82,7 @@ def create_app(
     app.include_router(api)
     app.include_router(probes)
     install_error_handlers(app)
-    # Added last, so it runs first: requests over the limit are answered before routing.
+    # Added last, so it runs first: a request over the limit gets 413 before routing.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, metrics=context.metrics, routes=app.routes)
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
@@ -109,7 +109,7 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """Generate the schema once, adding the package body and the envelope of every error.
 
     The package body names the configured sources, processes and chunkLoad limit. FastAPI
-    documents a 422 for routes with parameters, but these routes answer malformed
+    documents a 422 for routes with parameters, but these routes respond to malformed
     parameters with 400, so that default is removed.
     """
     if app.openapi_schema:

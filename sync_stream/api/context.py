@@ -1,4 +1,4 @@
-"""What the routes of one app share: settings, metrics and the running components."""
+"""State shared by the routes of one app: settings, metrics and the running components."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ PARAMETER_LOCATIONS = frozenset({"query", "path", "header", "cookie"})
 
 
 class ApiError(Exception):
-    """An error answered with its status and a stable reason code."""
+    """An error returned to the client with its HTTP status and a stable reason code."""
 
     def __init__(
         self,

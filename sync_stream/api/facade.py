@@ -3,8 +3,8 @@
 The body is checked by the same F008 gate the processors run, with one difference: it may
 carry more records per process than chunkLoad, because the facade splits it. The rows are
 checked on the whole body, so error paths name the body's own record indexes. T080 and
-T121 also run on it, so a package they would roll back is answered 422 at once instead
-of reaching the DLQ.
+T121 also run on it, so a package they would roll back is rejected with 422 at once
+instead of reaching the DLQ.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ BAD_REQUEST_REASONS = frozenset({Reason.EMPTY_VALUE, Reason.INVALID_JSON})
 
 
 def rejected(exc: SyncStreamError) -> ApiError:
-    """Answer a gate or transformer rejection: 400 for a body that is not JSON, else 422."""
+    """Map a gate or transformer rejection to an ApiError: 400 for a body that is not JSON,
+    else 422."""
     status = 400 if exc.reason in BAD_REQUEST_REASONS else 422
     message = exc.message
     if exc.stage in ("T080", "T121"):

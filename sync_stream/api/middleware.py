@@ -26,7 +26,7 @@ class BodyTooLarge(ApiError):
 
 
 class BodyLimitMiddleware:
-    """Answer 413 when Content-Length or the streamed body exceeds max_bytes.
+    """Respond 413 when Content-Length or the streamed body exceeds max_bytes.
 
     The streamed size is checked as the body is received, so a chunked upload without
     Content-Length is cut off at the limit instead of being buffered whole.
@@ -92,7 +92,7 @@ class HttpMetricsMiddleware:
         """Return the matched route's path template: a bounded label, never the raw path."""
         route = scope.get("route")
         if route is None:
-            # Answered before routing (a 413 on Content-Length): match the path here.
+            # Rejected before routing (a 413 on Content-Length), so match the path here.
             for candidate in self.routes:
                 match, _ = candidate.matches(scope)
                 if match is not Match.NONE:

@@ -1,7 +1,7 @@
 """Response envelopes and request bodies of the HTTP API, as OpenAPI documents them.
 
 Every response is `{"code": <HTTP status>, "status": "success"|"accepted"|"error",
-"message": "...", "details": ...}`. Only `/metrics` answers in the Prometheus text format.
+"message": "...", "details": ...}`. Only `/metrics` responds in the Prometheus text format.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ probes = APIRouter()
 )
 async def post_facade(request: Request, context: Context) -> JSONResponse:
     """Validate the package, split it into chunks of chunkLoad records, publish the chunks
-    to the HTTP source topic keyed by syncId, and answer with the syncId and chunk count.
+    to the HTTP source topic keyed by syncId, and respond with the syncId and chunk count.
 
     Sending the same body again is safe: the chunks are the same and processing them
     twice changes nothing.

@@ -1,7 +1,7 @@
 """Materialize a topic in memory: read it from the beginning, then keep following it.
 
 A follower is a consumer without a group that assigns itself every partition, so every
-process that runs one holds the whole topic, like a global table. It is ready once its
+process that runs one has the whole topic in memory, like a global table. It is ready once its
 positions reach the high watermarks of the first fetch response of each partition.
 
 NOTE: the end of a partition is the fetch high watermark, never ListOffsets, because the
@@ -125,9 +125,10 @@ class TopicFollower(ABC):
         """Wait until every record acknowledged before this call has been applied.
 
         A fetch request sent after a produce acknowledgement returns a high watermark that
-        covers the acknowledged record. One fetch request is in flight per broker at a time,
-        so the second fetch round completed after this call was sent after the call; once
-        every position reaches the high watermark of that round, the follower is current.
+        covers the acknowledged record. Only one fetch request is in flight per broker, so
+        the second fetch response received after this call replies to a request sent after
+        it. Once every position reaches the high watermarks of that response, the follower
+        is current.
         """
         await self.wait_ready(timeout_s)
         deadline = time.monotonic() + timeout_s

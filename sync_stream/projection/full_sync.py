@@ -52,7 +52,7 @@ MAX_PENDING_SYNCS = 10_000
 
 @dataclass(slots=True)
 class PendingSync:
-    """What this process saw of an unfinished full sync."""
+    """Hints about an unfinished full sync, from the chunks this process handled."""
 
     restaurants: set[Restaurant] = field(default_factory=set)
     # Keys the sync named whose records were not produced because the facade held newer.

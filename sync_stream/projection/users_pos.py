@@ -44,7 +44,7 @@ Restaurant = tuple[str, str]
 
 @dataclass(slots=True)
 class SyncScope:
-    """What the facade topic shows of one sync: its first write and its restaurants."""
+    """The facade topic's record of one sync: its first write and its restaurants."""
 
     first_write_ms: int
     restaurants: set[Restaurant] = field(default_factory=set)
@@ -52,7 +52,7 @@ class SyncScope:
 
 @dataclass(frozen=True, slots=True)
 class HeldUser:
-    """A live user's key and source version, as the projection holds them."""
+    """A live user's key and source version in the projection."""
 
     key: bytes
     version: int
@@ -133,22 +133,22 @@ class UsersPosProjection(TopicFollower):
         if self._track_syncs:
             self._track_sync(record, (cdn_id, restaurant_id))
         restaurant = self._restaurants.setdefault((cdn_id, restaurant_id), {})
-        held = restaurant.get(user_id)
+        current = restaurant.get(user_id)
         version = record_version(record.headers)
         written_ms: int = record.timestamp
         was_live = False
 
-        if held is not None:
-            held_version, held_written_ms = ENTRY_PREFIX.unpack_from(held)
-            written_ms = max(written_ms, held_written_ms)
-            was_live = len(held) > ENTRY_PREFIX.size
+        if current is not None:
+            current_version, current_written_ms = ENTRY_PREFIX.unpack_from(current)
+            written_ms = max(written_ms, current_written_ms)
+            was_live = len(current) > ENTRY_PREFIX.size
             if version is None:
-                version = held_version
-            elif version < held_version:
-                # An older version: the held data stays, but the write still counts as a
+                version = current_version
+            elif version < current_version:
+                # An older version: the current data stays, but the write still counts as a
                 # mention of the user (full syncs keep users written after they began).
-                held_value = held[ENTRY_PREFIX.size :]
-                restaurant[user_id] = ENTRY_PREFIX.pack(held_version, written_ms) + held_value
+                current_value = current[ENTRY_PREFIX.size :]
+                restaurant[user_id] = ENTRY_PREFIX.pack(current_version, written_ms) + current_value
                 return
 
         restaurant[user_id] = ENTRY_PREFIX.pack(version or 0, written_ms) + (value or b"")

@@ -31,7 +31,7 @@ MAX_REMEMBERED_SYNCS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class ChunkRef:
-    """Which chunk of which sync an input record was."""
+    """The sync and chunk index of one input record."""
 
     sync_id: str
     source: str

@@ -183,8 +183,8 @@ async def test_full_sync_keeps_newer_delta_user(make_settings: Callable[..., Set
         assert (await http.post("/api/v1/facade", json=first)).status_code == 202
         await wait_for_users(http, restaurant, {"OLD", "NAMED-1"})
 
-        # The full sync comes as two chunks the caller split itself; a delta adding LATER
-        # is distributed between them, so LATER is newer than the full list.
+        # The full sync comes as two chunks that the caller split itself. A delta adding
+        # LATER is distributed between them, so LATER is newer than the full list.
         full = delta([rows["NAMED-1"]], mode="full")
         full["chunk"] = {"index": 0, "count": 2}
         assert (await http.post("/api/v1/facade", json=full)).status_code == 202

@@ -182,7 +182,7 @@ async def test_unknown_sync_and_routes(api_url: str) -> None:
 
 
 class UnreachableKafka:
-    """A producer whose sends fail as they do when no broker answers."""
+    """A producer whose sends fail as they do when no broker responds."""
 
     async def send(self, *args: Any, **kwargs: Any) -> Any:
         raise KafkaConnectionError("no broker")

@@ -35,7 +35,7 @@ def records(count: int) -> list[FakeRecord]:
     codec = codec_for("UserPos")
     cdn_id = str(uuid.uuid4())
     sync_id = str(uuid.uuid4()).encode()
-    made = []
+    built = []
     restaurant_id = ""
     for index in range(count):
         if index % USERS_PER_RESTAURANT == 0:
@@ -58,8 +58,8 @@ def records(count: int) -> list[FakeRecord]:
             (h.SOURCE_VERSION, str(1_795_000_000_000 + index).encode()),
         )
         key = f"{cdn_id}:{restaurant_id}:{user_id}".encode()
-        made.append(FakeRecord("users", 0, index, 1_796_000_000_000, key, value, headers))
-    return made
+        built.append(FakeRecord("users", 0, index, 1_796_000_000_000, key, value, headers))
+    return built
 
 
 def test_projection_memory_per_user() -> None:
