@@ -54,13 +54,17 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
 
 
-def field_errors(errors: Iterable[Mapping[str, Any]], *, skip_location: bool) -> list[FieldError]:
+def field_errors(
+    errors: Iterable[Mapping[str, Any]], *, skip_location: bool = False, prefix: str = ""
+) -> list[FieldError]:
     """Turn pydantic errors into field paths and messages, leaving out the input values."""
     found = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         if skip_location and location:
             location = location[1:]
+        if prefix:
+            location.insert(0, prefix)
         # Some pydantic messages quote part of the input after a comma ("Input should be a
         # valid UUID, invalid character: ... found `x`"); the first clause never does.
         message = str(error.get("msg", "invalid value")).split(",", 1)[0]

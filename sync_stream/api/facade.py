@@ -17,15 +17,18 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from pydantic import TypeAdapter, ValidationError
 
-from sync_stream.api.errors import ApiError
+from sync_stream.api.errors import ApiError, field_errors
+from sync_stream.api.models import FieldError
 from sync_stream.errors import PackageRejected, SyncStreamError
 from sync_stream.gate import F008Gate
-from sync_stream.gate.f008 import AcceptedPackage
+from sync_stream.gate.f008 import AcceptedPackage, Envelope
 from sync_stream.gate.reasons import Reason
 from sync_stream.publish import package_headers, split_package
 from sync_stream.routing import Router
 from sync_stream.settings import Settings
+from sync_stream.transformers.rows import ROW_MODELS
 
 log = structlog.get_logger(__name__)
 
@@ -34,14 +37,41 @@ HTTP_SOURCE = "http"
 BAD_REQUEST_REASONS = frozenset({Reason.EMPTY_VALUE, Reason.INVALID_JSON})
 
 
-def rejected(exc: SyncStreamError) -> ApiError:
+_ROW_LISTS = {name: TypeAdapter(list[model]) for name, model in ROW_MODELS.items()}  # type: ignore[valid-type]
+
+
+def rejected(exc: SyncStreamError, document: Any = None) -> ApiError:
     """Map a gate or transformer rejection to an ApiError: 400 for a body that is not JSON,
-    else 422."""
+    else 422, with the invalid fields of a structure or record rejection."""
     status = 400 if exc.reason in BAD_REQUEST_REASONS else 422
     message = exc.message
     if exc.stage in ("T080", "T121"):
         message = f"{exc.stage} rejected the package: {message}"
-    return ApiError(status, exc.reason, message)
+    return ApiError(status, exc.reason, message, errors=invalid_fields(exc.reason, document))
+
+
+def invalid_fields(reason: str, document: Any) -> list[FieldError]:
+    """Validate again what the gate rejected, to list the failing fields one by one."""
+    if not isinstance(document, dict):
+        return []
+    if reason == Reason.INVALID_STRUCTURE:
+        try:
+            Envelope.model_validate(document)
+        except ValidationError as exc:
+            return field_errors(exc.errors(include_input=False))
+    if reason == Reason.INVALID_RECORD:
+        found = []
+        for name, block in document["processes"].items():
+            adapter = _ROW_LISTS.get(name)
+            if adapter is None:
+                continue
+            try:
+                adapter.validate_python(block["records"])
+            except ValidationError as exc:
+                prefix = f"processes.{name}.records"
+                found += field_errors(exc.errors(include_input=False), prefix=prefix)
+        return found
+    return []
 
 
 class FacadePublisher:
@@ -79,7 +109,7 @@ class FacadePublisher:
             else:
                 chunks = self._split_checked(document)
         except SyncStreamError as exc:
-            raise rejected(exc) from None
+            raise rejected(exc, document) from None
 
         for index, chunk in enumerate(chunks):
             size = len(orjson.dumps(chunk))

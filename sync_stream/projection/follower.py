@@ -1,8 +1,8 @@
 """Materialize a topic in memory: read it from the beginning, then keep following it.
 
 A follower is a consumer without a group that assigns itself every partition, so every
-process that runs one has the whole topic in memory, like a global table. It is ready once its
-positions reach the high watermarks of the first fetch response of each partition.
+process that runs one has the whole topic in memory, like a global table. It is ready once
+its positions reach the high watermarks of the first fetch response of each partition.
 
 NOTE: the end of a partition is the fetch high watermark, never ListOffsets, because the
 embedded test broker returns wrong end offsets after multi-record batches. The consumer
@@ -198,7 +198,16 @@ class TopicFollower(ABC):
         while not partitions:
             log.info("waiting for topic", follower=self.name, topic=self.topic)
             await asyncio.sleep(METADATA_RETRY_S)
-            await consumer.topics()  # refreshes the cluster metadata
+            try:
+                await consumer.topics()  # refreshes the cluster metadata
+            except KafkaError as exc:
+                log.warning(
+                    "topic metadata not fetched, retrying",
+                    follower=self.name,
+                    topic=self.topic,
+                    error=type(exc).__name__,
+                )
+                continue
             partitions = consumer.partitions_for_topic(self.topic)
         # NOTE: partitions added to the topic later are not picked up until a restart.
         self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]

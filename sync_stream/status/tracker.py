@@ -113,6 +113,7 @@ class SyncStatusTracker:
             update.build_metadata_ok = bool(processed.routed and processed.routed.build_metadata_ok)
         elif outcome is Outcome.DEAD_LETTERED:
             update.failed.add(chunk.index)
+        previous = self._store.get(chunk.sync_id)
         merged = self._store.merge(update)
 
         await send_acknowledged(
@@ -122,14 +123,13 @@ class SyncStatusTracker:
             **ids,
         )
         self._remember(chunk.sync_id)
-        if merged.state != "in_progress":
+        if previous is None or previous.state != merged.state:
             log.info(
-                "sync status changed",
-                sync_id=chunk.sync_id,
-                source=chunk.source,
+                "sync state changed",
                 state=merged.state,
                 chunks_done=len(merged.done),
                 chunks_expected=merged.chunks_expected,
+                **ids,
             )
 
     def _status_record(self, progress: SyncProgress) -> RecordToSend:

@@ -109,7 +109,24 @@ async def test_bad_record_names_body_index(api_url: str) -> None:
         response = await http.post("/api/v1/facade", json=package)
     body = assert_error(response, 422, "invalid_record")
     assert "processes.users_pos.records.150.updatedAt" in body["message"]
+    fields = [error["field"] for error in body["details"]["errors"]]
+    assert fields == [
+        "processes.users_pos.records.150.updatedAt",
+        "processes.users_pos.records.200.active",
+    ]
     assert "sí-quizás" not in response.text
+
+
+async def test_bad_structure_names_fields(api_url: str) -> None:
+    package = small_package(chunkLoad="many", extra_field="secret-ish")
+    del package["syncId"]
+    async with client(api_url) as http:
+        response = await http.post("/api/v1/facade", json=package)
+    body = assert_error(response, 422, "invalid_structure")
+    fields = {error["field"] for error in body["details"]["errors"]}
+    assert fields == {"syncId", "chunkLoad", "extra_field"}
+    assert "secret-ish" not in response.text
+    assert "many" not in response.text
 
 
 async def test_transformer_failure_gets_422(api_url: str) -> None:
