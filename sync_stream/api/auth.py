@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from sync_stream.api.errors import ApiError
 
-# Declares the scheme in OpenAPI; the header is parsed below so that missing and malformed
+# Declares the scheme in OpenAPI. The header is parsed below, so that missing and malformed
 # headers get their own reason codes.
 bearer_scheme = HTTPBearer(auto_error=False, description="A token from SYNC_API__TOKENS.")
 

@@ -62,7 +62,7 @@ class ApiContext:
             task = processor.run_task
             checks["consume_loop_running"] = task is not None and not task.done()
             stale_after_s = self.settings.api.loop_stale_after_ms / 1000
-            # The first iteration ends once the group has assigned partitions; until then
+            # The first iteration ends once the group has assigned partitions, so until then
             # the age counts from the app's start.
             last_loop = processor.last_loop_at or self.started_at
             checks["consume_loop_recent"] = time.time() - last_loop <= stale_after_s

@@ -66,7 +66,7 @@ def field_errors(
         if prefix:
             location.insert(0, prefix)
         # Some pydantic messages quote part of the input after a comma ("Input should be a
-        # valid UUID, invalid character: ... found `x`"); the first clause never does.
+        # valid UUID, invalid character: ... found `x`"), but the first clause never does.
         message = str(error.get("msg", "invalid value")).split(",", 1)[0]
         found.append(FieldError(field=".".join(location) or "(root)", message=message))
     return found

@@ -33,7 +33,7 @@ from sync_stream.transformers.rows import ROW_MODELS
 log = structlog.get_logger(__name__)
 
 HTTP_SOURCE = "http"
-# Rejections of a body that is not JSON at all; every other rejection is a schema error.
+# Rejections of a body that is not JSON at all. Every other rejection is a schema error.
 BAD_REQUEST_REASONS = frozenset({Reason.EMPTY_VALUE, Reason.INVALID_JSON})
 
 
@@ -81,7 +81,7 @@ class FacadePublisher:
         self._settings = settings
         self._topic = settings.topics.source_topic(HTTP_SOURCE)
         self._gate = F008Gate(settings)
-        # The whole body may hold any number of records per process; its chunks may not.
+        # The whole body may carry any number of records per process, but its chunks may not.
         unbounded = settings.limits.model_copy(update={"max_chunk_load": sys.maxsize})
         self._body_gate = F008Gate(settings.model_copy(update={"limits": unbounded}))
         self._router = Router(settings)
@@ -128,7 +128,7 @@ class FacadePublisher:
         except PackageRejected as exc:
             if exc.reason != Reason.TOO_MANY_RECORDS:
                 raise
-            # Every envelope rule before too_many_records passed; check the rows and the
+            # Every envelope rule before too_many_records passed, so check the rows and the
             # checksum of the whole body with a chunkLoad that fits every process.
             largest = max(len(block["records"]) for block in document["processes"].values())
             accepted = self._body_gate.check_document({**document, "chunkLoad": largest})

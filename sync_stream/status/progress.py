@@ -27,7 +27,7 @@ class SyncProgress:
     done: set[int] = field(default_factory=set)
     failed: set[int] = field(default_factory=set)
     build_metadata_ok: bool = False
-    # Processes the sync sent in "full" mode; the status record carries them in a header.
+    # Processes the sync sent in "full" mode. The status record carries them in a header.
     full_processes: set[str] = field(default_factory=set)
 
     @property

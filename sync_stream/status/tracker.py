@@ -79,7 +79,7 @@ class SyncStatusTracker:
         self._topic = settings.topics.status_topic
         self._codec = codec_for("SyncStatus")
         self._sources = frozenset(settings.topics.sources)
-        # Syncs this process has written; any other may have newer state on the topic.
+        # Syncs this process has written. Any other may have newer state on the topic.
         self._written: OrderedDict[str, None] = OrderedDict()
 
     async def package_finished(self, processed: Processed, outcome: Outcome) -> None:
