@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import RecordMetadata
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -26,6 +30,7 @@ from sync_stream.kafka.topics import create_topics
 from sync_stream.observability.metrics import Metrics
 from sync_stream.publish import publish_bytes, publish_package, split_package
 from sync_stream.runtime.processor import Processor
+from sync_stream.service import Service
 from sync_stream.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -229,16 +234,73 @@ async def report(settings: Settings, console: Console, metrics: Metrics) -> None
     console.print(f"rejected by reason: {dict(sorted(rejected.items()))}")
 
 
+async def api_report(base_url: str, token: str, console: Console) -> None:
+    """Ask the running API for the users of the Ares example's first restaurant and print
+    the count and a few of them, as an integration team would call it."""
+    users_package = orjson.loads((examples_dir() / "sync-users-ares.json").read_bytes())
+    first = users_package["processes"]["users_pos"]["records"][0]
+    cdn_id, restaurant_id = first["cdnId"], first["restaurantId"]
+    expected = sum(
+        1
+        for row in users_package["processes"]["users_pos"]["records"]
+        if (row["cdnId"], row["restaurantId"]) == (cdn_id, restaurant_id)
+    )
+    path = f"/api/users_pos?cdn_id={cdn_id}&restaurant_id={restaurant_id}"
+
+    started = time.monotonic()
+    while True:
+        status, body = await asyncio.to_thread(_get_json, base_url + path, token)
+        if status == 200 and len(body["details"]) >= expected:
+            break
+        if time.monotonic() - started > PROCESSING_TIMEOUT_S:
+            raise SyncStreamError(f"GET {path} did not return the {expected} users in time")
+        await asyncio.sleep(0.2)
+
+    users = body["details"]
+    console.print(
+        f"[bold]GET {path}[/] → {status} {body['message']!r}: {len(users)} users; the first 3:"
+    )
+    columns = ("userId", "userName", "fullName", "profile", "status")
+    table = Table(*columns)
+    for user in users[:3]:
+        table.add_row(*(str(user[column]) for column in columns))
+    console.print(table)
+
+    sync_status, sync_body = await asyncio.to_thread(
+        _get_json, f"{base_url}/api/v1/syncs/{users_package['syncId']}", token
+    )
+    if sync_status == 200:
+        details = sync_body["details"]
+        console.print(
+            f"[bold]GET /api/v1/syncs/{users_package['syncId']}[/] → {details['state']}, "
+            f"{details['chunksDone']}/{details['chunksExpected']} chunks"
+        )
+
+
+def _get_json(url: str, token: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read() or b"null")
+
+
 async def run_demo(settings: Settings, console: Console, *, keep_running: bool = False) -> None:
     folder = examples_dir()
     with console.status("starting the embedded broker…"):
         broker = await asyncio.to_thread(EmbeddedBroker().start)
     try:
+        # The API listens on a free loopback port with a token made for this run only.
+        token = secrets.token_urlsafe(24)
         settings = settings.model_copy(
             update={
                 "kafka": settings.kafka.model_copy(
                     update={"bootstrap_servers": broker.bootstrap_servers}
-                )
+                ),
+                "api": settings.api.model_copy(
+                    update={"host": "127.0.0.1", "port": 0, "tokens": (SecretStr(token),)}
+                ),
             }
         )
         console.print(f"embedded broker on {broker.bootstrap_servers} (memory only)")
@@ -247,16 +309,20 @@ async def run_demo(settings: Settings, console: Console, *, keep_running: bool =
         console.print(f"created {len(created)} topics")
 
         metrics = Metrics()
-        async with Processor(settings, metrics) as processor:
+        async with Service(settings, "all", metrics).running() as service:
+            assert service.processor is not None and service.server is not None
+            base_url = f"http://127.0.0.1:{service.server.port}"
             with console.status("publishing examples…"):
                 sent = await publish_examples(settings, folder)
             console.print(f"published {len(sent)} packages from {folder.name}/")
-            elapsed = await wait_processed(processor, sent, console)
+            elapsed = await wait_processed(service.processor, sent, console)
             console.print(f"every package processed and committed in {elapsed:.2f} s")
             await report(settings, console, metrics)
+            await api_report(base_url, token, console)
             if keep_running:
                 console.print(
-                    f"still running; bootstrap servers {broker.bootstrap_servers}. Ctrl-C stops."
+                    f"still running; bootstrap servers {broker.bootstrap_servers}, API on "
+                    f"{base_url} with the token {token} (made for this run). Ctrl-C stops."
                 )
                 await asyncio.Event().wait()
     finally:

@@ -199,6 +199,17 @@ class ApiSettings(_Group):
     port: int = Field(default=8080, ge=0, le=65535)
     tokens: tuple[SecretStr, ...] = ()
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    publish_timeout_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="How long POST /api/v1/facade waits for Kafka to acknowledge its chunks.",
+    )
+    loop_stale_after_ms: int = Field(
+        default=60_000,
+        ge=1_000,
+        description="/healthz fails when the consume loop has not completed an iteration for "
+        "this long.",
+    )
 
 
 class Settings(BaseSettings):

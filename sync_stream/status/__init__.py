@@ -1,0 +1,1 @@
+"""Sync status: chunk progress per syncId on the compacted status topic."""
