@@ -93,8 +93,12 @@ def broker(
         "Ctrl-C stops it.\n"
         f"  export SYNC_KAFKA__BOOTSTRAP_SERVERS={embedded.bootstrap_servers}"
     )
+    # Block the signals first: sigwait() only takes signals that are blocked, and an unblocked
+    # SIGTERM would end this process before stop() ends the broker process.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         embedded.stop()
 
