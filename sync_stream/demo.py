@@ -190,17 +190,20 @@ async def report(settings: Settings, console: Console, metrics: Metrics) -> None
             str(len({r.key for r in records})),
             str(len(syncs)),
         )
+        schema = FACADE_SCHEMAS.get(facade, "BuildInfo")
+        shown = {FACADE_SCHEMAS.get(f) for f in samples}
         for record in records:
-            if record.value is not None and facade not in samples:
-                samples[facade] = codec_for(FACADE_SCHEMAS.get(facade, "BuildInfo")).decode(
-                    record.value
-                )
+            # One sample per schema: the pos facade gets the same BuildInfo as fe-build.
+            if record.value is not None and schema not in shown:
+                samples[facade] = codec_for(schema).decode(record.value)
+                break
     console.print(facade_table)
 
     dead = await read_topic(settings.kafka, topics.dlq_topic)
     dlq_table = Table(title=f"Dead-letter queue ({len(dead)} records, bytes kept as sent)")
-    for column in ("original topic", "offset", "stage", "reason", "message"):
-        dlq_table.add_column(column)
+    for column, width in (("original topic", 14), ("offset", 6), ("stage", 6), ("reason", 24)):
+        dlq_table.add_column(column, no_wrap=True, min_width=width)
+    dlq_table.add_column("message", no_wrap=True, overflow="ellipsis")
     for record in sorted(
         dead,
         key=lambda r: (

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from sync_stream.cli.common import EnvFile, console, load_cli_settings, run_or_exit
+from sync_stream.cli.common import EnvFile, console, load_cli_settings, output, run_or_exit
 from sync_stream.cli.dlq import dlq_app
 from sync_stream.errors import SyncStreamError
 from sync_stream.observability.logs import configure_logging
@@ -72,7 +72,7 @@ def demo(
     from sync_stream.demo import run_demo
 
     settings = load_cli_settings(None, log_format="console", log_level="WARNING")
-    run_or_exit(run_demo(settings, console, keep_running=keep_running))
+    run_or_exit(run_demo(settings, output, keep_running=keep_running))
 
 
 @app.command()
@@ -136,7 +136,7 @@ def send(
         console.print(f"[red]error:[/] {file} is not valid JSON: {exc.msg}")
         raise typer.Exit(2) from None
     for meta in results:
-        console.print(f"sent to {meta.topic}[{meta.partition}] at offset {meta.offset}")
+        output.print(f"sent to {meta.topic}[{meta.partition}] at offset {meta.offset}")
 
 
 @topics_app.command("create")
@@ -147,9 +147,9 @@ def topics_create(env_file: EnvFile = None) -> None:
     settings = load_cli_settings(env_file)
     created, present = run_or_exit(create_topics(settings))
     for name in created:
-        console.print(f"created  {name}")
+        output.print(f"created  {name}")
     for name in present:
-        console.print(f"exists   {name}")
+        output.print(f"exists   {name}")
 
 
 def main() -> None:

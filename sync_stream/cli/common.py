@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,9 @@ from sync_stream.errors import SyncStreamError
 from sync_stream.observability.logs import configure_logging
 from sync_stream.settings import Settings, load_settings
 
+# Results go to standard output; errors, progress and logs to standard error. Piped output
+# gets 120 columns instead of rich's 80 so that the tables stay readable in files and CI logs.
+output = Console(width=None if sys.stdout.isatty() else 120)
 console = Console(stderr=True)
 
 EnvFile = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sync_stream.cli.common import EnvFile, console, load_cli_settings, run_or_exit
+from sync_stream.cli.common import EnvFile, console, load_cli_settings, output, run_or_exit
 from sync_stream.distribution import headers as h
 from sync_stream.dlq.inspect import (
     DeadLetter,
@@ -122,8 +122,8 @@ def list_records(
     settings = load_cli_settings(env_file)
     selection = _filter(stage, reason, error_class, source, sync_id, since, until)
     letters = run_or_exit(read_dead_letters(settings, selection))
-    console.print(_table(letters, f"{settings.topics.dlq_topic}: {len(letters)} records"))
-    console.print(f"by stage/reason: {summarize(letters)}")
+    output.print(_table(letters, f"{settings.topics.dlq_topic}: {len(letters)} records"))
+    output.print(f"by stage/reason: {summarize(letters)}")
 
 
 @dlq_app.command("show")
@@ -141,8 +141,8 @@ def show(
     table = Table(title=f"DLQ record {letter.position}", show_header=False)
     for name, value in letter.headers:
         table.add_row(name, value.decode("utf-8", "replace"))
-    console.print(table)
-    console.print(preview_json(safe_preview(letter, settings.limits.max_package_bytes)))
+    output.print(table)
+    output.print(preview_json(safe_preview(letter, settings.limits.max_package_bytes)))
 
 
 @dlq_app.command("replay")
@@ -169,7 +169,7 @@ def replay_records(
     if selection == DlqFilter() and not yes:
         console.print("no filter given: every DLQ record is selected")
     letters = run_or_exit(read_dead_letters(settings, selection))
-    console.print(_table(letters, f"{len(letters)} records selected for replay"))
+    output.print(_table(letters, f"{len(letters)} records selected for replay"))
     if not letters or dry_run:
         console.print("dry run: nothing sent" if dry_run else "nothing to replay")
         return
@@ -177,4 +177,4 @@ def replay_records(
         console.print("cancelled: nothing sent")
         raise typer.Exit(1)
     done = run_or_exit(replay(settings, letters))
-    console.print(f"replayed {len(done)} records")
+    output.print(f"replayed {len(done)} records")
