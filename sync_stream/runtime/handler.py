@@ -334,7 +334,7 @@ class BatchHandler:
         source = item.source or self._source_of(record)
         ids = {
             "sync_id": sync_id,
-            "source": item.source,
+            "source": source,
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
