@@ -19,6 +19,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
+from prometheus_client import Gauge
 
 from sync_stream.distribution.versions import FacadeVersions
 from sync_stream.errors import SettingsError, SyncStreamError
@@ -31,15 +32,6 @@ from sync_stream.settings import Settings
 log = structlog.get_logger(__name__)
 
 _STOP = None
-FAILURE_HEADERS_ALLOWANCE_BYTES = 64 * 1024
-
-
-def failure_request_bytes(settings: Settings) -> int:
-    """Request size limit for retry and DLQ writes: any accepted package plus headers."""
-    return max(
-        settings.kafka.producer_max_request_bytes,
-        settings.limits.max_package_bytes + FAILURE_HEADERS_ALLOWANCE_BYTES,
-    )
 
 
 @dataclass(eq=False)
@@ -48,10 +40,12 @@ class PartitionWorker:
 
     tp: TopicPartition
     handler: BatchHandler
+    in_flight: Gauge
     queue: asyncio.Queue[list[Any] | None] = field(default_factory=asyncio.Queue)
     done_offset: int | None = None  # next offset to commit: last handled offset + 1
     committed_offset: int | None = None
     task: asyncio.Task[None] | None = None
+    pending_records: int = 0
 
     def start(self) -> None:
         self.task = asyncio.create_task(
@@ -65,8 +59,20 @@ class PartitionWorker:
                 return
             await self.handler.handle_batch(batch, self._mark_done)
 
+    def enqueue(self, records: list[Any]) -> None:
+        self.queue.put_nowait(records)
+        self.pending_records += len(records)
+        self.in_flight.inc(len(records))
+
     def _mark_done(self, next_offset: int) -> None:
         self.done_offset = next_offset
+        self.pending_records -= 1
+        self.in_flight.dec()
+
+    def release(self) -> None:
+        """Stop counting the records this worker will not handle (revoked or stopped)."""
+        self.in_flight.dec(self.pending_records)
+        self.pending_records = 0
 
     @property
     def pending_batches(self) -> int:
@@ -219,7 +225,7 @@ class Processor:
                     worker = self._workers.get(tp)
                     if worker is None or worker.task is None or worker.task.done():
                         worker = self._worker_for(tp)
-                    worker.queue.put_nowait(records)
+                    worker.enqueue(records)
                     if worker.pending_batches >= queue_limit:
                         consumer.pause(tp)
                 self._check_workers()
@@ -235,8 +241,9 @@ class Processor:
 
     def _worker_for(self, tp: TopicPartition) -> PartitionWorker:
         previous = self._workers.get(tp)
-        worker = PartitionWorker(tp, self.handler)
+        worker = PartitionWorker(tp, self.handler, self.metrics.in_flight_packages)
         if previous is not None:
+            previous.release()
             worker.committed_offset = previous.committed_offset
         self._workers[tp] = worker
         worker.start()
@@ -331,6 +338,7 @@ class Processor:
                     topic=worker.tp.topic,
                     partition=worker.tp.partition,
                 )
+            worker.release()
             self._workers.pop(worker.tp, None)
         for tp in revoked:
             # A partition now owned by another member must not keep reporting our last lag.
@@ -346,6 +354,8 @@ class Processor:
         workers = list(self._workers.values())
         timeout_s = self._settings.shutdown_timeout_ms / 1000
         await asyncio.gather(*(w.drain(timeout_s) for w in workers))
+        for worker in workers:
+            worker.release()
         if self._consumer is not None:
             with contextlib.suppress(KafkaError):
                 await self._commit(workers)

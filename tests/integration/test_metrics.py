@@ -158,6 +158,9 @@ def check_gate_counters(samples: Samples, sent: list[Published]) -> None:
     rejected = counter_values(samples, "mxp_sync_packages_rejected", "reason")
     assert rejected == expected_rejections()
 
+    in_flight = [v for (name, _), v in samples.items() if name == "mxp_sync_in_flight_packages"]
+    assert in_flight == [0.0]
+
     failures: dict[tuple[str, str], float] = {}
     for (name, label_set), value in samples.items():
         if name == "mxp_sync_transform_failures_total":
