@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+# The form str(uuid.UUID(text)) returns; text already in it needs no parsing.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +32,28 @@ def parse_utc(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def canonical_uuid(text: str) -> str:
+    """Return a UUID in lower-case hyphenated form; raise ValueError when it is not a UUID."""
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
+    return str(uuid.UUID(text))
+
+
 def format_utc_millis(moment: datetime) -> str:
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """Format as ISO-8601 UTC with milliseconds (truncated) and a Z suffix."""
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        # How strftime pads years below 1000 depends on the C library: keep its output there.
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # %-formatting takes about half the time of an f-string with seven format specs here.
+    return "%d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        moment.microsecond // 1000,
     )
 
 

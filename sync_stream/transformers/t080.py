@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from datetime import UTC
 
 from sync_stream.codec.avro import codec_for
 from sync_stream.errors import TransformFailed
-from sync_stream.transformers.outputs import OutputRecord, parse_utc
+from sync_stream.transformers.outputs import OutputRecord, canonical_uuid, parse_utc
 from sync_stream.transformers.rows import BuildInfoRow
 
 SEMVER = re.compile(
@@ -28,7 +27,7 @@ def _fail(index: int, problem: str) -> TransformFailed:
 
 def _canonical_uuid(text: str, index: int, field: str) -> str:
     try:
-        return str(uuid.UUID(text))
+        return canonical_uuid(text)
     except ValueError:
         raise _fail(index, f"{field} is not a UUID") from None
 
