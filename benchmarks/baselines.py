@@ -153,7 +153,7 @@ def _build_datum(row: BuildIn) -> tuple[str, dict[str, Any]]:
 
 
 class _Kind:
-    """How the per-record loop handles one process: its model, schema and facade count."""
+    """Per-process settings of the per-record loop: model, schema and facade count."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """`python -m benchmarks`: run the scenarios and print one table per scenario.
 
 Every run is bounded by a package count and a time limit and stops by itself. With the
-defaults a full invocation takes about seven minutes on a 2-core machine.
+defaults a full invocation took about 7 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -192,6 +193,8 @@ def _broker_pid(broker: EmbeddedBroker | None) -> int | None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging("console", "WARNING")
+    # SIGTERM unwinds like Ctrl-C, so the members and the embedded broker are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     output_dir: Path = args.output_dir / time.strftime("%Y%m%d-%H%M%S")
     output_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -110,7 +110,7 @@ class LoadGenerator:
         return self._next_id
 
     def users_sync(self) -> list[LoadPackage]:
-        """One Sync-Users-Ares sync, split into chunks of 100 users by the HTTP facade."""
+        """Build one Sync-Users-Ares sync, split into chunks of 100 users as the facade does."""
         serial = self._serial()
         rows = [
             {**row, "employeeId": f"EMP-{serial:06d}-{index:04d}"}
@@ -126,7 +126,7 @@ class LoadGenerator:
         return [_record(chunk, "users_pos") for chunk in split_package(package)]
 
     def build_package(self) -> LoadPackage:
-        """A package of 10 builds from MXP FE Build."""
+        """Build a package of 10 builds from MXP FE Build."""
         serial = self._serial()
         builds = [
             self._examples.build(f"module-{index}", f"2.{serial % 50}.{index}", serial * 10 + index)
@@ -142,7 +142,7 @@ class LoadGenerator:
         return _record(package, "build_info")
 
     def printer_package(self) -> LoadPackage:
-        """A package of 10 printers from MXP Printer."""
+        """Build a package of 10 printers from MXP Printer."""
         serial = self._serial()
         stations = ("cocina", "caja", "barra")
         restaurants = self._examples.RESTAURANTS

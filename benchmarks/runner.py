@@ -3,8 +3,8 @@
 A run has its own topic prefix and consumer group, so runs never see each other's records.
 Its steps:
 
-1. create the topics and start the members, then wait until the group holds every input
-   partition (so no rebalance happens under load);
+1. create the topics and start the members, then wait until every input partition is
+   assigned (so no rebalance happens under load);
 2. take the CPU counters, send the load (all at once, or paced at a fixed rate), and wait
    until the members report every package finished or the time limit passes;
 3. take the counters again, stop the members (SIGTERM: drain, commit, leave);
@@ -57,7 +57,7 @@ BASELINE_OUTPUT = "bench.out"
 
 @dataclass(slots=True)
 class RunConfig:
-    """What one run does; shared by every competitor of a scenario."""
+    """Settings of one run, shared by every competitor of a scenario."""
 
     bootstrap: str
     partitions: int
@@ -142,7 +142,7 @@ async def _progress(members: Sequence[Member]) -> Progress:
 
 
 async def _wait_ready(members: Sequence[Member], partitions_total: int) -> None:
-    """Wait until every member holds partitions and together they hold all of them."""
+    """Wait until every member is assigned partitions and together they have all of them."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     stable_since: float | None = None
     while True:
@@ -335,7 +335,7 @@ async def run_competitor(
                         group,
                         config.partitions,
                         log_path,
-                        gc_tuned=kind == "pipeline-gc",
+                        kind=kind,
                     )
                 )
             else:
@@ -452,7 +452,7 @@ async def run_competitor(
 
 
 def describe(result: RunResult) -> dict[str, Any]:
-    """A JSON-ready summary of one run, for the results file."""
+    """Summarize one run as JSON-ready values for the results file."""
     return {
         "kind": result.kind,
         "processes": result.processes,

@@ -1,10 +1,10 @@
 """The benchmark scenarios and the registry `python -m benchmarks --scenario` picks from.
 
-A scenario is an async function that takes the `BenchContext` and returns a `Table`;
-`@scenario(name, summary)` registers it, and the order of registration is the order of a
-full run. To add one (a projection rebuild, an HTTP endpoint under load), write such a
-function in this module or in a module imported by `benchmarks.cli`, build its columns
-from runs, and add its targets to the table. Figures a scenario needs beyond `FIGURES`
+A scenario is an async function that takes the `BenchContext` and returns a `Table`.
+`@scenario(name, summary)` registers it. A full run follows the order of registration.
+To add one (a projection rebuild, an HTTP endpoint under load), write such a function in
+this module or in a module imported by `benchmarks.cli`, build its columns from runs, and
+add its targets to the table. Figures a scenario needs beyond `FIGURES`
 (requests/s, rebuild time) go into the table's notes or a new `Figure` list.
 """
 
@@ -76,6 +76,7 @@ class BenchContext:
     # Runs kept by (kind, processes, packages) so that later scenarios compare against
     # figures of the same invocation without running them again.
     saturated_runs: dict[tuple[Kind, int, int], list[RunResult]] = field(default_factory=dict)
+    latency_runs: dict[tuple[Kind, int, int], list[RunResult]] = field(default_factory=dict)
     raw: list[dict[str, Any]] = field(default_factory=list)
     _load: list[LoadPackage] = field(default_factory=list)
 
@@ -115,6 +116,7 @@ def _label(kind: Kind, processes: int) -> str:
         "passthrough": "(a) passthrough",
         "per-record": "(b) per-record",
         "pipeline-gc": "what-if tuned GC",
+        "pipeline-fetch-10ms": "what-if fetch wait 10 ms",
         "batched": "what-if batched",
         "batched-fast-hash": "what-if fast hash",
     }
@@ -133,7 +135,7 @@ def _baseline_ratios(processes: int) -> list[Ratio]:
 
 
 async def _profile_run(ctx: BenchContext, load: list[LoadPackage]) -> list[str]:
-    """One extra pipeline run under py-spy, not counted in the figures."""
+    """Run the pipeline once more under py-spy; this run is not counted in the figures."""
     path = ctx.output_dir / "pipeline-profile.txt"
     print("  saturated: pipeline × 1 under py-spy (not counted) …", flush=True)
     result = await run_competitor(ctx.config, "pipeline", 1, load, profile=path)
@@ -222,20 +224,23 @@ async def _max_rate(ctx: BenchContext) -> tuple[float, str]:
     return maximum / 2, f"rate {maximum / 2:.1f} packages/s, half the saturated {maximum:.1f}"
 
 
-@scenario("latency", "one processor process at half its maximum rate; end-to-end latency")
-async def latency(ctx: BenchContext) -> Table:
+async def _latency_table(
+    ctx: BenchContext, title: str, competitors: list[tuple[Kind, int]], label: str
+) -> Table:
     rate, how = await _max_rate(ctx)
     count = max(1, int(rate * ctx.duration_s))
     load = ctx.load(count)
-    competitors: list[tuple[Kind, int]] = [("pipeline", 1), ("passthrough", 1), ("per-record", 1)]
-    results = await ctx.runs(competitors, load, rate=rate, label="latency")
+    known = {key: runs for key, runs in ctx.latency_runs.items() if key[2] == count}
+    missing = [c for c in competitors if (*c, count) not in known]
+    results = await ctx.runs(missing, load, rate=rate, label=label)
+    for (kind, processes), runs in results.items():
+        ctx.latency_runs[(kind, processes, count)] = runs
+    columns = [_column(kind, n, ctx.latency_runs[(kind, n, count)]) for kind, n in competitors]
     table = Table(
-        title=(
-            f"latency: {count} {ctx.mix} packages over {ctx.duration_s:g} s, 1 process, "
-            f"median of {ctx.repeat}"
-        ),
-        columns=[_column(kind, n, results[(kind, n)]) for kind, n in competitors],
-        ratios=_baseline_ratios(1),
+        title=f"{title}: {count} {ctx.mix} packages over {ctx.duration_s:g} s, 1 process, "
+        f"median of {ctx.repeat}",
+        columns=columns,
+        ratios=[],
         with_latency=True,
     )
     table.notes.append(how)
@@ -243,14 +248,46 @@ async def latency(ctx: BenchContext) -> Table:
         "latency: from the input record's timestamp (its send time) to the arrival of each "
         "output record at a reader in the driver"
     )
+    return table
+
+
+def _latency_targets(table: Table, key: str) -> None:
     figures = {f.label: f for f in table.figures()}
-    pipeline = table.column("pipeline-1")
+    column = table.column(key)
     table.targets.append(
-        Target("p99 latency ms", pipeline.median(figures["p99 latency ms"]), 50, at_least=False)
+        Target("p99 latency ms", column.median(figures["p99 latency ms"]), 50, at_least=False)
     )
     table.targets.append(
-        Target("p50 latency ms", pipeline.median(figures["p50 latency ms"]), 10, at_least=False)
+        Target("p50 latency ms", column.median(figures["p50 latency ms"]), 10, at_least=False)
     )
+
+
+@scenario("latency", "one processor process at half its maximum rate; end-to-end latency")
+async def latency(ctx: BenchContext) -> Table:
+    competitors: list[tuple[Kind, int]] = [("pipeline", 1), ("passthrough", 1), ("per-record", 1)]
+    table = await _latency_table(ctx, "latency", competitors, "latency")
+    table.ratios += _baseline_ratios(1)
+    _latency_targets(table, "pipeline-1")
+    return table
+
+
+@scenario(
+    "what-if-latency",
+    "the latency scenario with the processor's fetch_max_wait_ms at 10 ms",
+    default=False,
+)
+async def what_if_latency(ctx: BenchContext) -> Table:
+    competitors: list[tuple[Kind, int]] = [
+        ("pipeline", 1),
+        ("per-record", 1),
+        ("pipeline-fetch-10ms", 1),
+    ]
+    table = await _latency_table(ctx, "what-if latency", competitors, "what-if-latency")
+    table.ratios += [
+        Ratio("÷ pipeline", "pipeline-fetch-10ms-1", "pipeline-1"),
+        Ratio("÷ (b)", "pipeline-fetch-10ms-1", "per-record-1"),
+    ]
+    _latency_targets(table, "pipeline-fetch-10ms-1")
     return table
 
 

@@ -99,9 +99,9 @@ class AvroCodec:
     def _encode_flat(self, datum: Mapping[str, Any]) -> bytes | None:
         """Write the Avro body without fastavro's per-call set-up, about 3x faster.
 
-        Return None for any datum it does not fully handle (a missing field, a value that is
-        not exactly a str, an unknown symbol, text that is not valid UTF-8), so that
-        fastavro encodes it or raises its own error, as it would without this path.
+        Return None for any datum it does not fully handle: a missing field, a value that is
+        not exactly a str, an unknown symbol, or text that is not valid UTF-8. fastavro then
+        encodes that datum or raises its own error, as it would without this path.
         """
         assert self.flat is not None
         parts = [self.header]
