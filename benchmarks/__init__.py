@@ -1,0 +1,1 @@
+"""Benchmarks of the sync-stream pipeline against baseline Kafka loops: `python -m benchmarks`."""

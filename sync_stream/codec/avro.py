@@ -41,6 +41,41 @@ def schemas_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "schemas"
 
 
+def _zigzag_varint(value: int) -> bytes:
+    """Encode an Avro long: zig-zag, then 7 bits a byte, low bits first."""
+    encoded = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while encoded & ~0x7F:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)
+
+
+_SMALL_LONGS = tuple(_zigzag_varint(value) for value in range(64))
+
+# One field of a flat record: its name, and for an enum the encoded index of each symbol
+# (None for a string field).
+FlatField = tuple[str, dict[str, bytes] | None]
+
+
+def flat_fields(parsed: Any) -> tuple[FlatField, ...] | None:
+    """Describe a record schema made only of string and enum fields; None for any other."""
+    if not isinstance(parsed, dict) or parsed.get("type") != "record":
+        return None
+    fields: list[FlatField] = []
+    for field in parsed["fields"]:
+        kind = field["type"]
+        if kind == "string":
+            fields.append((field["name"], None))
+        elif isinstance(kind, dict) and kind.get("type") == "enum":
+            symbols = {symbol: _zigzag_varint(i) for i, symbol in enumerate(kind["symbols"])}
+            fields.append((field["name"], symbols))
+        else:
+            return None
+    return tuple(fields)
+
+
 @dataclass(frozen=True, slots=True)
 class AvroCodec:
     """Encoder and decoder of one schema's single-object values."""
@@ -48,12 +83,47 @@ class AvroCodec:
     name: str
     parsed: Any
     header: bytes
+    # Set for records of only string and enum fields, which encode() writes itself.
+    flat: tuple[FlatField, ...] | None = None
 
     def encode(self, datum: Mapping[str, Any]) -> bytes:
+        if self.flat is not None:
+            encoded = self._encode_flat(datum)
+            if encoded is not None:
+                return encoded
         buffer = io.BytesIO()
         buffer.write(self.header)
         fastavro.schemaless_writer(buffer, self.parsed, datum)
         return buffer.getvalue()
+
+    def _encode_flat(self, datum: Mapping[str, Any]) -> bytes | None:
+        """Write the Avro body without fastavro's per-call set-up, about 3x faster.
+
+        Return None for any datum it does not fully handle: a missing field, a value that is
+        not exactly a str, an unknown symbol, or text that is not valid UTF-8. fastavro then
+        encodes that datum or raises its own error, as it would without this path.
+        """
+        assert self.flat is not None
+        parts = [self.header]
+        append = parts.append
+        for name, symbols in self.flat:
+            value = datum.get(name)
+            if type(value) is not str:
+                return None
+            if symbols is None:
+                try:
+                    data = value.encode()
+                except UnicodeEncodeError:
+                    return None
+                size = len(data)
+                append(_SMALL_LONGS[size] if size < 64 else _zigzag_varint(size))
+                append(data)
+            else:
+                index = symbols.get(value)
+                if index is None:
+                    return None
+                append(index)
+        return b"".join(parts)
 
     def decode(self, value: bytes) -> dict[str, Any]:
         if len(value) < HEADER_BYTES or value[:2] != SINGLE_OBJECT_MARKER:
@@ -93,4 +163,4 @@ def codec_for(name: str) -> AvroCodec:
     canonical = to_parsing_canonical_form(parsed)
     # fastavro returns the CRC-64-AVRO fingerprint as hex already in little-endian byte order.
     header = SINGLE_OBJECT_MARKER + bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-    return AvroCodec(name=name, parsed=parsed, header=header)
+    return AvroCodec(name=name, parsed=parsed, header=header, flat=flat_fields(parsed))

@@ -134,20 +134,21 @@ class Pipeline:
             envelope.syncId, envelope.source, envelope.chunk_index, envelope.chunk_count
         )
         process_headers: dict[str, list[tuple[str, bytes]]] = {}
+        outgoing = result.outgoing
+        facade_topics = self._facade_topics
         for output in routed.outputs:
-            base = process_headers.get(output.process)
+            process = output.process
+            base = process_headers.get(process)
             if base is None:
-                base = process_headers[output.process] = [
-                    *common,
-                    (h.PROCESS, output.process.encode()),
-                ]
-            result.outgoing.append(
+                base = process_headers[process] = [*common, (h.PROCESS, process.encode())]
+            version = output.version
+            outgoing.append(
                 Outgoing(
-                    topic=self._facade_topics[output.facade],
+                    topic=facade_topics[output.facade],
                     key=output.key,
                     value=output.value,
-                    headers=[*base, (h.SOURCE_VERSION, str(output.version).encode())],
-                    version=output.version,
+                    headers=[*base, (h.SOURCE_VERSION, str(version).encode())],
+                    version=version,
                     facade=output.facade,
                 )
             )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+# The form str(uuid.UUID(text)) returns; text already in it needs no parsing.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +42,26 @@ def parse_utc(text: str) -> datetime:
         raise ValueError("time is outside years 1..9999 in UTC") from None
 
 
+def canonical_uuid(text: str) -> str:
+    """Return a UUID in lower-case hyphenated form; raise ValueError when it is not a UUID."""
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
+    return str(uuid.UUID(text))
+
+
 def format_utc_millis(moment: datetime) -> str:
-    """Format as ISO-8601 UTC with milliseconds and a Z suffix (years zero-padded)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Format as ISO-8601 UTC with milliseconds (truncated), a zero-padded year and a Z."""
+    utc = moment.astimezone(UTC)
+    # %-formatting takes about half the time of isoformat() plus replace() here.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond // 1000,
+    )
 
 
 def format_utc_seconds(moment: datetime) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from datetime import UTC
 
 from sync_stream.codec.avro import codec_for
 from sync_stream.errors import TransformFailed
-from sync_stream.transformers.outputs import OutputRecord, format_utc_seconds, parse_utc
+from sync_stream.transformers.outputs import (
+    OutputRecord,
+    canonical_uuid,
+    format_utc_seconds,
+    parse_utc,
+)
 from sync_stream.transformers.rows import BuildInfoRow
 
 SEMVER = re.compile(
@@ -28,7 +32,7 @@ def _fail(index: int, problem: str) -> TransformFailed:
 
 def _canonical_uuid(text: str, index: int, field: str) -> str:
     try:
-        return str(uuid.UUID(text))
+        return canonical_uuid(text)
     except ValueError:
         raise _fail(index, f"{field} is not a UUID") from None
 

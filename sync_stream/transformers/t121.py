@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from sync_stream.codec.avro import codec_for
 from sync_stream.errors import TransformFailed
 from sync_stream.transformers.outputs import (
     OutputRecord,
+    canonical_uuid,
     epoch_millis,
     format_utc_millis,
     parse_utc,
@@ -20,7 +20,6 @@ from sync_stream.transformers.rows import PrinterRow, UserRow
 
 PRINTER_CONNECTIONS = frozenset({"network", "usb", "serial", "bluetooth"})
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
-_SPACES = re.compile(r"\s+")
 
 
 def _fail(process: str, index: int, problem: str) -> TransformFailed:
@@ -31,7 +30,7 @@ def _fail(process: str, index: int, problem: str) -> TransformFailed:
 
 def _uuid(text: str, process: str, index: int, field: str) -> str:
     try:
-        return str(uuid.UUID(text))
+        return canonical_uuid(text)
     except ValueError:
         raise _fail(process, index, f"{field} is not a UUID") from None
 
@@ -45,6 +44,9 @@ def _updated_at(text: str, process: str, index: int) -> tuple[str, int]:
 
 
 def _ascii_slug(text: str) -> str:
+    if text.isascii():
+        # NFKD and the ASCII round trip leave ASCII text as it is.
+        return _NOT_NAME_CHARS.sub("", text.lower())
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return _NOT_NAME_CHARS.sub("", folded)
 
@@ -68,7 +70,9 @@ def transform_users(
         key = f"{cdn_id}:{restaurant_id}:{row.employeeId}".encode()
         value: bytes | None = None
         if not row.deleted:
-            full_name = _SPACES.sub(" ", f"{row.firstName} {row.lastName}").strip()
+            # split() and regex \s agree on what whitespace is, so this collapses every
+            # run of whitespace to one space and trims both ends.
+            full_name = " ".join(f"{row.firstName} {row.lastName}".split())
             if not full_name:
                 raise _fail(process, index, "firstName and lastName are both empty")
             value = codec.encode(
@@ -78,7 +82,7 @@ def transform_users(
                     "restaurantId": restaurant_id,
                     "userName": row.userName or default_user_name(row.firstName, row.lastName),
                     "fullName": full_name,
-                    "profile": _SPACES.sub("_", row.position.strip().lower()),
+                    "profile": "_".join(row.position.lower().split()),
                     "status": "active" if row.active else "inactive",
                     "updatedAt": updated_at,
                 }
