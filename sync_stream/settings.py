@@ -70,6 +70,14 @@ class KafkaSettings(_Group):
     fetch_max_records: int = Field(default=500, ge=1, description="Records per getmany call.")
     producer_linger_ms: int = Field(default=0, ge=0)
     producer_max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    producer_batch_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Size of one record batch per partition."
+    )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        description="How long the broker may hold a fetch that finds no new record.",
+    )
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
 
     @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")

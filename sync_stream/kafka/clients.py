@@ -19,6 +19,7 @@ from aiokafka.errors import (
 )
 
 from sync_stream.errors import SettingsError
+from sync_stream.kafka.partitioner import Murmur2Partitioner
 from sync_stream.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,8 @@ def create_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     options = common_options(kafka)
     options.update(
         acks="all",
+        partitioner=Murmur2Partitioner(),
+        max_batch_size=kafka.producer_batch_bytes,
         request_timeout_ms=kafka.producer_request_timeout_ms,
         linger_ms=kafka.producer_linger_ms,
         max_request_size=kafka.producer_max_request_bytes,
@@ -110,6 +113,7 @@ def create_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIO
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
         max_poll_interval_ms=kafka.max_poll_interval_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         isolation_level="read_committed",
     )
     options.update(overrides)

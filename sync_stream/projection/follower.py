@@ -93,6 +93,11 @@ class TopicFollower(ABC):
         self._task = asyncio.create_task(self._run(consumer), name=f"follow-{self.name}")
         log.info("topic follower started", follower=self.name, topic=self.topic)
 
+    async def ensure_started(self) -> None:
+        """Start the follower unless it runs already (for users that need it only sometimes)."""
+        if not self._started:
+            await self.start()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,12 @@ class FullSyncRemover:
         )
         self._pending: OrderedDict[str, PendingSync] = OrderedDict()
 
+    async def batch_started(self, batch_id: int, processed: Sequence[Processed]) -> None:
+        """Nothing to prepare: removals are written and acknowledged in package_finished."""
+
+    async def batch_finished(self, batch_id: int) -> None:
+        """Nothing queued: see batch_started."""
+
     async def package_finished(self, processed: Processed, outcome: Outcome) -> None:
         if outcome is not Outcome.DISTRIBUTED or processed.routed is None:
             return
@@ -132,6 +139,8 @@ class FullSyncRemover:
             "offset": processed.record.offset,
         }
         # Every facade record written so far, by any processor, must be in the projection.
+        # A processor-only process starts reading the facade at its first full sync.
+        await self._projection.ensure_started()
         await self._projection.catch_up(**ids)
 
         pending = self._pending.get(sync_id, PendingSync())

@@ -8,6 +8,7 @@ commit past it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from sync_stream.distribution import headers as h
+from sync_stream.distribution.batching import BatchedSender
 from sync_stream.dlq.failure import SourceRecord, failure_headers, parse_utc_iso
 from sync_stream.dlq.writer import FailureWriter
 from sync_stream.errors import DistributionFailed, SyncStreamError
@@ -40,9 +42,20 @@ class Outcome(StrEnum):
 
 
 class PackageObserver(Protocol):
-    """Told of every finished input record before its offset may be committed."""
+    """Told of every finished input record before its offset may be committed.
+
+    For each group of records handled together, the handler calls `batch_started` with
+    them, then `package_finished` for each in order, then `batch_finished`. Only after
+    `batch_finished` returns are their offsets marked done, so an observer may queue its
+    writes and wait for their acknowledgements once per group. Partition workers run
+    concurrently, so an observer keeps the state of each group under its `batch_id`.
+    """
+
+    async def batch_started(self, batch_id: int, processed: Sequence[Processed]) -> None: ...
 
     async def package_finished(self, processed: Processed, outcome: Outcome) -> None: ...
+
+    async def batch_finished(self, batch_id: int) -> None: ...
 
 
 class StaleFilter(Protocol):
@@ -108,6 +121,8 @@ class BatchHandler:
         self._pipeline = pipeline
         self._metrics = metrics
         self._failures = FailureWriter(failure_producer or producer, metrics)
+        self._batches = BatchedSender(producer)
+        self._batch_ids = itertools.count()
         self._observers = list(observers)
         self._stale_filter = stale_filter
         self._max_record_bytes = settings.kafka.producer_max_request_bytes
@@ -170,23 +185,23 @@ class BatchHandler:
             )
 
     async def _first_attempt(self, processed: list[Processed]) -> list[Sent]:
-        """Send every record's outputs without waiting, so one batch costs one round trip."""
+        """Queue every record's outputs in shared batches, so one fetch costs one round trip."""
         stale_errors = await self._drop_stale(processed)
-        sent: list[Sent] = []
+        outcome: dict[int, list[asyncio.Future[Any]] | SyncStreamError] = {}
+        to_send: list[Processed] = []
         for item in processed:
-            error = item.error or stale_errors.get(id(item))
+            error = item.error or stale_errors.get(id(item)) or self._oversized(item.outgoing)
             if error is not None:
-                sent.append((item, error))
-                continue
-            oversized = self._oversized(item.outgoing)
-            if oversized is not None:
-                sent.append((item, oversized))
-                continue
-            try:
-                sent.append((item, await self._send_all(item.outgoing)))
-            except Exception as exc:
-                sent.append((item, as_distribution_error(exc)))
-        return sent
+                outcome[id(item)] = error
+            else:
+                to_send.append(item)
+
+        queued = await self._batches.send([item.outgoing for item in to_send])
+        for item, futures in zip(to_send, queued, strict=True):
+            outcome[id(item)] = (
+                as_distribution_error(futures) if isinstance(futures, BaseException) else futures
+            )
+        return [(item, outcome[id(item)]) for item in processed]
 
     async def _drop_stale(self, processed: list[Processed]) -> dict[int, DistributionFailed]:
         """Filter the outputs of retried records in one version check for the whole batch."""
@@ -227,6 +242,10 @@ class BatchHandler:
         ]
 
     async def _finish(self, sent: list[Sent], mark_done: MarkDone) -> None:
+        observers = self._observers
+        batch_id = next(self._batch_ids)
+        for observer in observers:
+            await observer.batch_started(batch_id, [item for item, _ in sent])
         for item, futures in sent:
             if isinstance(futures, DistributionFailed):
                 outcome = await self._retry_in_process(item, futures)
@@ -234,8 +253,11 @@ class BatchHandler:
                 outcome = await self._fail(item, futures, attempts_made=1)
             else:
                 outcome = await self._await_delivery(item, futures)
-            for observer in self._observers:
+            for observer in observers:
                 await observer.package_finished(item, outcome)
+        for observer in observers:
+            await observer.batch_finished(batch_id)
+        for item, _ in sent:
             mark_done(item.record.offset + 1)
 
     async def _await_delivery(self, item: Processed, futures: list[asyncio.Future[Any]]) -> Outcome:
@@ -252,8 +274,11 @@ class BatchHandler:
 
     def _delivered(self, item: Processed) -> None:
         metrics = self._metrics
+        per_topic: dict[str, int] = {}
         for out in item.outgoing:
-            metrics.records_produced.labels(out.topic).inc()
+            per_topic[out.topic] = per_topic.get(out.topic, 0) + 1
+        for topic, count in per_topic.items():
+            metrics.records_produced.labels(topic).inc(count)
         source = item.source or "unknown"
         metrics.packages_distributed.labels(source).inc()
         if item.routed and item.routed.build_metadata_ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -81,24 +82,43 @@ class SyncStatusTracker:
         self._sources = frozenset(settings.topics.sources)
         # Syncs this process has written. Any other may have newer state on the topic.
         self._written: OrderedDict[str, None] = OrderedDict()
+        # Per group being handled (partition workers run concurrently): the chunk of each
+        # record, keyed by the record's id(), and the statuses merged but not yet written.
+        self._chunks: dict[int, tuple[int, ChunkRef]] = {}
+        self._unwritten: dict[int, dict[str, SyncProgress]] = {}
+
+    async def batch_started(self, batch_id: int, processed: Sequence[Processed]) -> None:
+        """Read the status topic up to now once for the group, if any of its syncs needs it.
+
+        Another processor may have recorded other chunks of a sync before a rebalance or a
+        restart. A sync of one chunk has no other chunks, and a sync this process wrote is
+        current here, so only the first chunk of any other sync makes the store catch up.
+        """
+        chunks = []
+        for item in processed:
+            chunk = self._chunk_of(item)
+            if chunk is not None:
+                self._chunks[id(item)] = (batch_id, chunk)
+                chunks.append(chunk)
+        self._unwritten[batch_id] = {}
+        if not chunks:
+            return
+        current = all(c.count == 1 or c.sync_id in self._written for c in chunks)
+        first = processed[0].record
+        await self._store.catch_up(
+            ready_only=current,
+            sync_id=chunks[0].sync_id,
+            topic=first.topic,
+            partition=first.partition,
+            offset=first.offset,
+        )
 
     async def package_finished(self, processed: Processed, outcome: Outcome) -> None:
-        chunk = self._chunk_of(processed)
-        if chunk is None:
+        """Merge the chunk into its sync's status in memory; batch_finished writes it."""
+        found = self._chunks.pop(id(processed), None)
+        if found is None:
             return
-        ids = {
-            "sync_id": chunk.sync_id,
-            "source": chunk.source,
-            "topic": processed.record.topic,
-            "partition": processed.record.partition,
-            "offset": processed.record.offset,
-        }
-        # Another processor may have recorded other chunks of this sync before a rebalance
-        # or a restart, so read the status topic up to now before adding to it. A sync of
-        # one chunk has no other chunks, and a sync this process wrote is current here.
-        current = chunk.count == 1 or chunk.sync_id in self._written
-        await self._store.catch_up(ready_only=current, **ids)
-
+        batch_id, chunk = found
         now_ms = int(time.time() * 1000)
         update = SyncProgress(
             sync_id=chunk.sync_id,
@@ -115,22 +135,38 @@ class SyncStatusTracker:
             update.failed.add(chunk.index)
         previous = self._store.get(chunk.sync_id)
         merged = self._store.merge(update)
-
-        await send_acknowledged(
-            self._producer,
-            [self._status_record(merged)],
-            self._metrics,
-            **ids,
-        )
-        self._remember(chunk.sync_id)
+        self._unwritten[batch_id][chunk.sync_id] = merged
         if previous is None or previous.state != merged.state:
             log.info(
                 "sync state changed",
                 state=merged.state,
                 chunks_done=len(merged.done),
                 chunks_expected=merged.chunks_expected,
-                **ids,
+                sync_id=chunk.sync_id,
+                source=chunk.source,
+                topic=processed.record.topic,
+                partition=processed.record.partition,
+                offset=processed.record.offset,
             )
+
+    async def batch_finished(self, batch_id: int) -> None:
+        """Write the latest status of every sync the group touched; wait for the acks."""
+        unwritten = self._unwritten.pop(batch_id, {})
+        if not unwritten:
+            return
+        await send_acknowledged(
+            self._producer,
+            # The store's current state, not the snapshot: another partition worker may have
+            # merged a later chunk of the same sync meanwhile, and the last write must hold all.
+            [
+                self._status_record(self._store.get(sync_id) or progress)
+                for sync_id, progress in unwritten.items()
+            ],
+            self._metrics,
+            sync_id=next(iter(unwritten)),
+        )
+        for sync_id in unwritten:
+            self._remember(sync_id)
 
     def _status_record(self, progress: SyncProgress) -> RecordToSend:
         headers = [
