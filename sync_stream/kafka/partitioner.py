@@ -2,8 +2,9 @@
 
 Outputs must land on the partition every other Kafka client picks for the same key, so
 this is the Java client's `Utils.murmur2` exactly, as aiokafka implements it. It reads
-the key four bytes at a time with struct instead of byte by byte, which is about 2.5
-times faster in CPython 3.11 and showed as the largest single cost of distribution.
+the key four bytes at a time with struct instead of byte by byte and reuses the state
+after a key prefix shared by many keys. Hashing showed as the largest single cost of
+distribution in profiles of the processor.
 """
 
 from __future__ import annotations
@@ -18,16 +19,39 @@ MULTIPLIER = 0x5BD1E995
 _WORD = struct.Struct("<I")
 
 
+# Facade keys are `{cdnId}:{restaurantId}:{id}`: every key of a restaurant starts with the
+# same 74 bytes. murmur2 mixes words in order from a seed that depends only on the length,
+# so the state after a shared prefix can be reused. Prefix states are cached per (length,
+# prefix); the cache is cleared when full rather than managed as an LRU.
+MIN_CACHED_PREFIX_BYTES = 16
+MAX_CACHED_PREFIXES = 65_536
+_prefix_states: dict[tuple[int, bytes], int] = {}
+
+
+def _mix(h: int, words: bytes) -> int:
+    for (k,) in _WORD.iter_unpack(words):
+        k = (k * MULTIPLIER) & MASK
+        k ^= k >> 24
+        h = ((h * MULTIPLIER) ^ (k * MULTIPLIER)) & MASK
+    return h
+
+
 def murmur2(data: bytes) -> int:
     """Return the 32-bit murmur2 hash of data, as Kafka's Java client computes it."""
     length = len(data)
-    h = (SEED ^ length) & MASK
     aligned = length & ~3
-    for (k,) in _WORD.iter_unpack(data[:aligned]):
-        k = (k * MULTIPLIER) & MASK
-        k ^= k >> 24
-        k = (k * MULTIPLIER) & MASK
-        h = ((h * MULTIPLIER) & MASK) ^ k
+    # The longest whole-word prefix that ends before the key's last `:`-separated part.
+    cut = (data.rfind(b":") + 1) & ~3
+    if cut >= MIN_CACHED_PREFIX_BYTES:
+        state_key = (length, data[:cut])
+        h = _prefix_states.get(state_key)
+        if h is None:
+            if len(_prefix_states) >= MAX_CACHED_PREFIXES:
+                _prefix_states.clear()
+            h = _prefix_states[state_key] = _mix((SEED ^ length) & MASK, data[:cut])
+        h = _mix(h, data[cut:aligned])
+    else:
+        h = _mix((SEED ^ length) & MASK, data[:aligned])
     tail = length & 3
     if tail >= 3:
         h ^= data[aligned + 2] << 16

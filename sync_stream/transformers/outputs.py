@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 # The form str(uuid.UUID(text)) returns; text already in it needs no parsing.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +25,6 @@ class OutputRecord:
     # Source version: build number for builds, updatedAt in epoch milliseconds otherwise.
     # A facade never takes a record older than the version it already holds.
     version: int
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ONE_MILLISECOND = timedelta(milliseconds=1)
 
 
 def parse_utc(text: str) -> datetime:
@@ -70,4 +69,8 @@ def format_utc_seconds(moment: datetime) -> str:
 
 def epoch_millis(moment: datetime) -> int:
     """Milliseconds since 1970 UTC, truncated toward the past, in exact integer arithmetic."""
-    return (moment - EPOCH) // ONE_MILLISECOND
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    days = moment.toordinal() - EPOCH_ORDINAL
+    seconds = ((days * 24 + moment.hour) * 60 + moment.minute) * 60 + moment.second
+    return seconds * 1000 + moment.microsecond // 1000

@@ -35,3 +35,11 @@ def test_murmur2_known_java_values() -> None:
     }
     for data, value in signed.items():
         assert murmur2(data) == value & 0xFFFFFFFF, data
+
+
+@given(st.binary(min_size=16, max_size=90), st.binary(max_size=20), st.integers(0, 3))
+def test_murmur2_prefix_cache_matches(prefix: bytes, suffix: bytes, repeat: int) -> None:
+    # Keys that share a `:`-terminated prefix take the cached-prefix path.
+    key = prefix + b":" + suffix.replace(b":", b"")
+    for _ in range(repeat + 1):
+        assert murmur2(key) == reference_murmur2(key)
