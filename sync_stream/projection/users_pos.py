@@ -28,8 +28,8 @@ import structlog
 from sync_stream.codec.avro import codec_for
 from sync_stream.distribution import headers as h
 from sync_stream.errors import DecodeFailed
+from sync_stream.kafka.follower import TopicFollower
 from sync_stream.observability.metrics import Metrics
-from sync_stream.projection.follower import TopicFollower
 from sync_stream.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -42,14 +42,17 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, message: str = "condition"
+    condition: Callable[[], Awaitable[bool]],
+    timeout_s: float = 30.0,
+    message: str = "condition",
+    poll_s: float = 0.1,
 ) -> None:
-    """Poll an async condition every 100 ms; fail the test after timeout_s."""
+    """Poll an async condition every poll_s seconds; fail the test after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while not await condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
 
 
 async def wait_for_count(
@@ -64,4 +67,19 @@ async def wait_for_count(
         return len(records) >= count
 
     await wait_for(enough, timeout_s, f"{count} records on {topic}")
+    return records
+
+
+async def wait_for_keys(
+    settings: Settings, topic: str, keys: set[bytes], timeout_s: float = 60.0
+) -> list[Any]:
+    """Read a topic until every key in `keys` is on it; duplicates do not count twice."""
+    records: list[Any] = []
+
+    async def complete() -> bool:
+        nonlocal records
+        records = await read_topic(settings.kafka, topic)
+        return keys <= {record.key for record in records}
+
+    await wait_for(complete, timeout_s, f"{len(keys)} distinct keys on {topic}")
     return records

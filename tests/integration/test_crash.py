@@ -23,7 +23,7 @@ from sync_stream.kafka.reader import read_topic
 from sync_stream.kafka.topics import create_topics
 from sync_stream.publish import publish_package
 from sync_stream.settings import Settings
-from tests.integration.conftest import wait_for, wait_for_count
+from tests.integration.conftest import wait_for, wait_for_count, wait_for_keys
 from tests.integration.packages import user_key, user_row, users_package
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -152,7 +152,7 @@ def packages_of(count: int, prefix: str) -> list[dict[str, Any]]:
 
 async def test_sigkill_mid_batch_loses_nothing(settings: Settings, spawn: Any) -> None:
     await create_topics(settings)
-    packages = packages_of(200, "K")
+    packages = packages_of(400, "K")
     keys = expected_keys(packages)
     await publish_all(settings, packages)
     facade = settings.topics.facade_topic("users-pos")
@@ -160,11 +160,14 @@ async def test_sigkill_mid_batch_loses_nothing(settings: Settings, spawn: Any) -
     first = spawn(settings)
     await wait_for_count(settings, facade, 2_000, timeout_s=60)
     first.kill()
+    after_first = {r.key for r in await read_topic(settings.kafka, facade)}
+    assert len(after_first) < len(keys), "the first processor finished before it was killed"
     second = spawn(settings)
-    await wait_for_count(settings, facade, 10_000, timeout_s=60)
+    await wait_for_count(settings, facade, 15_000, timeout_s=60)
     second.kill()
     third = spawn(settings)
-    records = await wait_for_count(settings, facade, len(keys), timeout_s=90)
+    await third.wait_assigned()
+    records = await wait_for_keys(settings, facade, keys, timeout_s=90)
     code, _ = third.terminate()
 
     assert code == 0
@@ -224,7 +227,7 @@ async def test_rebalance_join_and_leave(settings: Settings, spawn: Any) -> None:
     await asyncio.sleep(2)
     code, seconds = first.terminate()
     await publishing
-    records = await wait_for_count(settings, facade, len(keys), timeout_s=90)
+    records = await wait_for_keys(settings, facade, keys, timeout_s=90)
     second.terminate()
 
     assert code == 0

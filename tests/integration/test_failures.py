@@ -25,7 +25,7 @@ from sync_stream.publish import publish_package
 from sync_stream.runtime.pipeline import Outgoing
 from sync_stream.runtime.processor import Processor
 from sync_stream.settings import Settings
-from tests.integration.conftest import load_example, wait_for, wait_for_count
+from tests.integration.conftest import load_example, wait_for, wait_for_count, wait_for_keys
 from tests.integration.faults import broker_behind_proxy
 from tests.integration.packages import user_key, user_row, users_package
 
@@ -254,11 +254,16 @@ async def test_network_cut_retried_without_dlq(make_settings: Any) -> None:
         metrics = Metrics()
         async with Processor(settings, metrics):
             # Cut the network once distribution is under way, with most of the backlog left.
-            await wait_for_count(settings, facade, 1)
+            facade_counter = metrics.records_produced.labels(facade)
+
+            async def distributing() -> bool:
+                return bool(facade_counter._value.get() > 0)
+
+            await wait_for(distributing, 30, "the first distributed output", poll_s=0.005)
             proxy.cut()
             await asyncio.sleep(3)
             proxy.restore()
-            records = await wait_for_count(settings, facade, len(expected), timeout_s=120)
+            records = await wait_for_keys(settings, facade, expected, timeout_s=120)
 
         assert {r.key for r in records} == expected
         assert await read_topic(settings.kafka, settings.topics.dlq_topic) == []

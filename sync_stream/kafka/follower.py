@@ -46,8 +46,17 @@ class TopicFollower(ABC):
     Subclasses implement `apply`. Use `async with` or call start/stop.
     """
 
-    def __init__(self, settings: Settings, topic: str, *, name: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        *,
+        name: str,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+    ) -> None:
         self._settings = settings
+        # Bounds how long a catch-up waits for its fetch rounds when the topic is idle.
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self.topic = topic
         self.name = name
         self._consumer: AIOKafkaConsumer | None = None
@@ -86,7 +95,7 @@ class TopicFollower(ABC):
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_uncommitted",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         await consumer.start()
         self._consumer = consumer
@@ -224,7 +233,7 @@ class TopicFollower(ABC):
         while True:
             try:
                 batches = await consumer.getmany(
-                    timeout_ms=FETCH_MAX_WAIT_MS * 2, max_records=MAX_RECORDS_PER_FETCH
+                    timeout_ms=self._fetch_max_wait_ms * 2, max_records=MAX_RECORDS_PER_FETCH
                 )
             except KafkaError as exc:
                 log.warning(
