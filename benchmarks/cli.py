@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+# Imported for its @scenario registrations: projection-rebuild and http-users-pos.
+import benchmarks.read_scenarios  # noqa: F401
 from benchmarks.load import MIXES
 from benchmarks.report import Table
 from benchmarks.runner import RunConfig
-from benchmarks.scenarios import PLANNED, SCENARIOS, BenchContext, write_results
+from benchmarks.scenarios import SCENARIOS, BenchContext, write_results
 from sync_stream.embedded.broker import EmbeddedBroker
 from sync_stream.observability.logs import configure_logging
 
@@ -51,11 +53,12 @@ def machine_description() -> dict[str, str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    planned = "; ".join(f"{name} ({what})" for name, what in PLANNED.items())
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Measure the pipeline against a passthrough (a) and a per-record loop (b).",
-        epilog=f"Scenarios: {', '.join(SCENARIOS)}. Planned, not yet here: {planned}.",
+        epilog="Scenarios: "
+        + "; ".join(f"{name} ({entry.summary})" for name, entry in SCENARIOS.items())
+        + ".",
     )
     parser.add_argument(
         "--scenario",
@@ -107,9 +110,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rate", type=float, help="Packages/s of the latency scenario instead of half the max."
     )
     parser.add_argument(
+        "--users",
+        type=int,
+        default=1_000_000,
+        help="UserPos records written for projection-rebuild (default 1000000).",
+    )
+    parser.add_argument(
+        "--wrk-duration-s",
+        type=float,
+        default=15.0,
+        help="Length of each wrk run of http-users-pos, in seconds (default 15).",
+    )
+    parser.add_argument(
+        "--wrk-connections",
+        type=int,
+        default=4,
+        help="Open connections of each wrk run of http-users-pos (default 4).",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
-        help="Add one pipeline run under py-spy to the saturated scenario.",
+        help="Add one run under py-spy to the saturated and http-users-pos scenarios.",
     )
     parser.add_argument(
         "--output-dir",
@@ -120,6 +141,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.packages < 1 or args.repeat < 1 or args.duration_s <= 0:
         parser.error("--packages, --repeat and --duration-s must be positive")
+    if args.users < 1 or args.wrk_duration_s < 1 or args.wrk_connections < 1:
+        parser.error("--users, --wrk-duration-s and --wrk-connections must be at least 1")
     if args.processes < 2:
         parser.error("--processes must be at least 2: the scenario compares it with one")
     if args.partitions < args.processes:
@@ -162,6 +185,9 @@ async def run(args: argparse.Namespace, output_dir: Path) -> list[Table]:
         rate=args.rate,
         profile=args.profile,
         output_dir=output_dir,
+        users=args.users,
+        wrk_duration_s=args.wrk_duration_s,
+        wrk_connections=args.wrk_connections,
     )
     started = time.monotonic()
     tables: list[Table] = []

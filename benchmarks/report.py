@@ -6,8 +6,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-from benchmarks.runner import RunResult
+from typing import Any, Protocol
 
 MIB = 1024 * 1024
 
@@ -25,12 +24,25 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
+class Run(Protocol):
+    """What a table needs of every run besides its figures."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    @property
+    def failures(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """A measured quantity: its label, how to read it from a run, and its number format."""
+    """A measured quantity: its label, how to read it from a run, and its number format.
+
+    `read` takes the scenario's run type: a `RunResult` for the FIGURES below.
+    """
 
     label: str
-    read: Callable[[RunResult], float]
+    read: Callable[[Any], float]
     digits: int = 0
     # Figures that only make sense when outputs were read in real time.
     latency: bool = False
@@ -54,7 +66,7 @@ FIGURES: tuple[Figure, ...] = (
 )
 
 
-def median_figure(runs: Sequence[RunResult], figure: Figure) -> float:
+def median_figure(runs: Sequence[Run], figure: Figure) -> float:
     values = [figure.read(run) for run in runs]
     values = [value for value in values if not math.isnan(value)]
     return statistics.median(values) if values else math.nan
@@ -66,7 +78,7 @@ class Column:
 
     key: str
     label: str
-    runs: list[RunResult]
+    runs: Sequence[Run]
 
     def median(self, figure: Figure) -> float:
         return median_figure(self.runs, figure)
@@ -116,6 +128,8 @@ class Table:
     with_latency: bool
     notes: list[str] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    figure_set: Sequence[Figure] = FIGURES
+    failure_text: str = "packages failed (DLQ or retry)"
 
     def column(self, key: str) -> Column:
         for column in self.columns:
@@ -131,7 +145,7 @@ class Table:
         return top / bottom
 
     def figures(self) -> list[Figure]:
-        return [f for f in FIGURES if self.with_latency or not f.latency]
+        return [f for f in self.figure_set if self.with_latency or not f.latency]
 
     def render(self) -> str:
         header = ["figure", *(c.label for c in self.columns), *(r.label for r in self.ratios)]
@@ -155,9 +169,9 @@ class Table:
         for column in self.columns:
             if not column.complete:
                 lines.append(f"! {column.label}: a run hit the time limit; figures are partial")
-            failed = sum(run.failed_packages for run in column.runs)
+            failed = sum(run.failures for run in column.runs)
             if failed:
-                lines.append(f"! {column.label}: {failed} packages failed (DLQ or retry)")
+                lines.append(f"! {column.label}: {failed} {self.failure_text}")
         lines += [f"  {note}" for note in self.notes]
         lines += [f"  target {target.render()}" for target in self.targets]
         return "\n".join(lines)

@@ -91,8 +91,12 @@ class RunResult:
     def rate(self, amount: int) -> float:
         return amount / self.window_s if self.window_s > 0 else math.nan
 
+    @property
+    def failures(self) -> int:
+        return self.failed_packages
 
-def _run_id() -> str:
+
+def new_run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
@@ -117,7 +121,7 @@ async def _create_baseline_topics(settings: Settings, sources: Sequence[str]) ->
     return names
 
 
-async def _delete_topics(kafka: KafkaSettings, prefix: str) -> None:
+async def delete_topics(kafka: KafkaSettings, prefix: str) -> None:
     """Free the broker's memory; a broker that cannot delete topics keeps them."""
     admin = create_admin(kafka)
     try:
@@ -302,7 +306,7 @@ async def run_competitor(
     profile: Path | None = None,
 ) -> RunResult:
     """Run one competitor over `load`, all at once or at `rate` packages per second."""
-    run_id = _run_id()
+    run_id = new_run_id()
     prefix = f"bench-{run_id}."
     group = f"bench-{kind}-{run_id}"
     settings = _settings(config, prefix, group)
@@ -429,7 +433,7 @@ async def run_competitor(
         records_out = len(records)
         # From the first send of the backlog to the last output: the time to drain it.
         window_s = (max(r.timestamp for r in records) - started_ms) / 1000 if records else 0.0
-    await _delete_topics(kafka, prefix)
+    await delete_topics(kafka, prefix)
 
     return RunResult(
         kind=kind,

@@ -2,10 +2,10 @@
 
 A scenario is an async function that takes the `BenchContext` and returns a `Table`.
 `@scenario(name, summary)` registers it. A full run follows the order of registration.
-To add one (a projection rebuild, an HTTP endpoint under load), write such a function in
-this module or in a module imported by `benchmarks.cli`, build its columns from runs, and
-add its targets to the table. Figures a scenario needs beyond `FIGURES`
-(requests/s, rebuild time) go into the table's notes or a new `Figure` list.
+To add one, write such a function in this module or in a module imported by
+`benchmarks.cli` (as `benchmarks.read_scenarios` is), build its columns from runs, and
+add its targets to the table. A scenario whose runs are not `RunResult`s passes its own
+`Figure` list as the table's `figure_set`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,6 @@ from benchmarks.report import FIGURES, Column, Figure, Ratio, Table, Target
 from benchmarks.runner import RunConfig, RunResult, describe, run_competitor
 
 ScenarioFunction = Callable[["BenchContext"], Awaitable[Table]]
-
-# Scenarios another change adds; listed so `--help` and the docs name them.
-PLANNED = {
-    "projection-rebuild": "rebuild the users_pos projection from 1,000,000 users",
-    "http-users-pos": "GET /api/users_pos under wrk",
-}
 
 OUTPUT_FIGURE = next(f for f in FIGURES if f.label == "records out/s")
 PACKAGES_FIGURE = next(f for f in FIGURES if f.label == "packages/s")
@@ -72,6 +66,10 @@ class BenchContext:
     rate: float | None
     profile: bool
     output_dir: Path
+    # Options of the read-side scenarios (benchmarks/read_scenarios.py).
+    users: int = 1_000_000
+    wrk_duration_s: float = 15.0
+    wrk_connections: int = 4
     generator: LoadGenerator = field(default_factory=LoadGenerator)
     # Runs kept by (kind, processes, packages) so that later scenarios compare against
     # figures of the same invocation without running them again.
@@ -327,4 +325,4 @@ def write_results(path: Path, machine: dict[str, str], tables: list[Table], raw:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
-__all__ = ["PLANNED", "SCENARIOS", "BenchContext", "Figure", "scenario", "write_results"]
+__all__ = ["SCENARIOS", "BenchContext", "Figure", "scenario", "write_results"]
