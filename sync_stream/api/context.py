@@ -10,6 +10,7 @@ from fastapi import Request
 
 from sync_stream.api.errors import ApiError
 from sync_stream.api.facade import FacadePublisher
+from sync_stream.api.users_cache import UsersResponseCache
 from sync_stream.observability.metrics import Metrics
 from sync_stream.projection.users_pos import UsersPosProjection
 from sync_stream.runtime.processor import Processor
@@ -29,6 +30,7 @@ class ApiContext:
     processor: Processor | None = None
     producer: AIOKafkaProducer | None = None
     started_at: float = field(default_factory=time.time)
+    users_cache: UsersResponseCache = field(default_factory=UsersResponseCache)
 
     def ready_projection(self) -> UsersPosProjection:
         """Return the projection, or raise 503 while it is still reading the topic."""
@@ -78,6 +80,7 @@ class ApiContext:
         return checks
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # A coroutine, because FastAPI runs a plain function dependency in a worker thread.
     context: ApiContext = request.app.state.context
     return context

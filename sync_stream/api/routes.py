@@ -80,11 +80,11 @@ async def get_users_pos(
     context: Context,
     cdn_id: Annotated[uuid.UUID, Query(description="Chain (CDN) id.")],
     restaurant_id: Annotated[uuid.UUID, Query(description="Restaurant id.")],
-) -> JSONResponse:
+) -> Response:
     """Return the users of one restaurant from the users_pos projection, ordered by userId."""
     projection = context.ready_projection()
-    users = projection.users(str(cdn_id), str(restaurant_id))
-    return JSONResponse(envelope(200, "success", "Data retrieved successfully", users))
+    body = context.users_cache.body(projection, str(cdn_id), str(restaurant_id))
+    return Response(body, media_type="application/json")
 
 
 @api.get(

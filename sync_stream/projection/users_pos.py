@@ -92,6 +92,8 @@ class UsersPosProjection(TopicFollower):
         self._metrics = metrics
         self._codec = codec_for("UserPos")
         self._restaurants: dict[Restaurant, dict[str, bytes]] = {}
+        # Per restaurant, how many applied records changed what `users` returns for it.
+        self._revisions: dict[Restaurant, int] = {}
         self._live_users = 0
         self._track_syncs = track_syncs
         self._syncs: OrderedDict[str, SyncScope] = OrderedDict()
@@ -130,9 +132,10 @@ class UsersPosProjection(TopicFollower):
             )
             return
 
+        restaurant_key = (cdn_id, restaurant_id)
         if self._track_syncs:
-            self._track_sync(record, (cdn_id, restaurant_id))
-        restaurant = self._restaurants.setdefault((cdn_id, restaurant_id), {})
+            self._track_sync(record, restaurant_key)
+        restaurant = self._restaurants.setdefault(restaurant_key, {})
         current = restaurant.get(user_id)
         version = record_version(record.headers)
         written_ms: int = record.timestamp
@@ -152,6 +155,7 @@ class UsersPosProjection(TopicFollower):
                 return
 
         restaurant[user_id] = ENTRY_PREFIX.pack(version or 0, written_ms) + (value or b"")
+        self._revisions[restaurant_key] = self._revisions.get(restaurant_key, 0) + 1
         self._live_users += (value is not None) - was_live
         self._metrics.projection_users.set(self._live_users)
 
@@ -168,6 +172,13 @@ class UsersPosProjection(TopicFollower):
             scope.first_write_ms = min(scope.first_write_ms, record.timestamp)
             self._syncs.move_to_end(sync_id)
         scope.restaurants.add(restaurant)
+
+    def revision(self, cdn_id: str, restaurant_id: str) -> int:
+        """Return a number that grows whenever `users` of this restaurant may change.
+
+        It is 0 for a restaurant the projection has never seen, which has no users.
+        """
+        return self._revisions.get((cdn_id, restaurant_id), 0)
 
     def users(self, cdn_id: str, restaurant_id: str) -> list[dict[str, Any]]:
         """Return the UserPos records of one restaurant, ordered by userId."""
