@@ -76,7 +76,7 @@ end
 
 
 def add_trivial_route(app: FastAPI) -> FastAPI:
-    """Add `GET /bench/constant` to an app built by `create_app`; for benchmarks only."""
+    """Add `GET /bench/constant` to an app built by `create_app`, for benchmarks only."""
 
     @app.get(TRIVIAL_PATH, dependencies=[Depends(require_token)], include_in_schema=False)
     async def constant() -> Response:
@@ -217,7 +217,7 @@ async def run_wrk(
 ) -> WrkRun:
     """Run wrk with one thread for `duration_s` and return its figures.
 
-    wrk stops by itself after the duration; the driver kills it if it has not exited
+    wrk stops by itself after the duration. The driver kills it if it has not exited
     30 s later.
     """
     binary = wrk_binary()

@@ -59,7 +59,8 @@ class RebuildRun:
 
 
 def _timed(run: RebuildRun, value: float) -> float:
-    """A timing or resident-memory figure; tracemalloc distorts both, so traced runs show —."""
+    """Return a timing or resident-memory figure, or NaN for a run under tracemalloc, which
+    distorts both."""
     return math.nan if run.mode == "traced" else value
 
 

@@ -1,4 +1,4 @@
-"""One read of a users-pos facade topic in a fresh process; prints one JSON line.
+"""One read of a users-pos facade topic in a fresh process, reported as one JSON line.
 
 `python -m benchmarks.rebuild_probe MODE BOOTSTRAP PREFIX TIMEOUT_S`, with MODE one of:
 
@@ -31,20 +31,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import sync_stream.projection.users_pos as users_pos_module
 from sync_stream.kafka.clients import create_consumer
-from sync_stream.observability.logs import configure_logging
-from sync_stream.observability.metrics import Metrics
-from sync_stream.projection.follower import (
+from sync_stream.kafka.follower import (
     FETCH_MAX_WAIT_MS,
     MAX_RECORDS_PER_FETCH,
     FollowerNotCaughtUp,
 )
+from sync_stream.observability.logs import configure_logging
+from sync_stream.observability.metrics import Metrics
 from sync_stream.projection.users_pos import USERS_POS_FACADE, UsersPosProjection
 from sync_stream.service import GC_GENERATION0_THRESHOLD
 from sync_stream.settings import Settings, load_settings
 
 MODES = ("projection", "traced", "raw")
-# Resident memory counts heap pages that are free but not yet given back; malloc_trim
-# gives them back first. Other C libraries lack it, and RSS then includes them.
+# Resident memory counts heap pages that are free but not yet returned to the system, so
+# malloc_trim returns them first. Other C libraries lack it, and RSS then includes them.
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
 except OSError:
@@ -75,6 +75,7 @@ async def rebuild_projection(settings: Settings, timeout_s: float, traced: bool)
     rss_before = resident_bytes()
     if traced:
         tracemalloc.start(1)
+
     cpu_before = time.process_time()
     started = time.monotonic()
     await projection.start()
@@ -85,6 +86,7 @@ async def rebuild_projection(settings: Settings, timeout_s: float, traced: bool)
         complete = False
     seconds = time.monotonic() - started
     cpu_s = time.process_time() - cpu_before
+
     # Stop reading before measuring, so fetched but unapplied records are not counted.
     await projection.stop()
     traced_bytes = math.nan
@@ -94,6 +96,7 @@ async def rebuild_projection(settings: Settings, timeout_s: float, traced: bool)
         only_projection = [tracemalloc.Filter(True, users_pos_module.__file__)]
         statistics = snapshot.filter_traces(only_projection).statistics("filename")
         traced_bytes = sum(statistic.size for statistic in statistics)
+
     return {
         "records": None,
         "users": projection.user_count,

@@ -25,7 +25,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 class Run(Protocol):
-    """What a table needs of every run besides its figures."""
+    """Properties a table reads from every run besides its figures."""
 
     @property
     def complete(self) -> bool: ...

@@ -26,14 +26,14 @@ from sync_stream.settings import Settings
 
 USERS_PER_CHUNK = 100
 CHAINS = 10
-# Batches of 1 MiB instead of the service's 16 KiB: fewer requests for a large backlog.
+# Batches of 1 MiB instead of the service's 256 KiB, so a large backlog takes fewer requests.
 BATCH_BYTES = 1024 * 1024
 # Batches sent before the writer waits for their acknowledgements, to bound memory.
 BATCHES_IN_FLIGHT = 64
 FIRST_NAMES = ("Tomás", "Lucía", "Carlos", "María", "José", "Ana", "Jorge", "Sofía", "Luis")
 LAST_NAMES = ("Quispe", "Pérez", "Mamani", "García", "Rojas", "Flores", "Torres", "Vargas")
 PROFILES = ("cajero", "gerente_de_tienda", "cocinero", "supervisor_de_turno", "repartidor")
-# 2026-11-25T00:00:00Z in epoch milliseconds: users are updated during the following days.
+# 2026-11-25T00:00:00Z in epoch milliseconds. Users get update times in the following week.
 BASE_UPDATED_MS = 1_795_564_800_000
 
 
@@ -45,7 +45,7 @@ class Restaurant:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What `write_users` produced: records, value and key bytes, and the time taken."""
+    """Records, value and key bytes, and seconds of one `write_users` call."""
 
     records: int
     value_bytes: int

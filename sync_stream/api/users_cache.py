@@ -1,9 +1,10 @@
 """Encoded `GET /api/users_pos` bodies per restaurant, reused until the restaurant changes.
 
-Building a body decodes every user's Avro value and serializes the list, which costs about
-four times the rest of the request for a restaurant of 50 users. The body of a restaurant
-stays valid while the projection's revision of that restaurant is unchanged. The least
-recently used bodies are dropped once the cache holds more than `max_bytes`.
+Building a body decodes every user's Avro value and serializes the list. For a restaurant
+of 50 users that was about 490 of the 690 µs of server CPU per request in the
+http-users-pos benchmark. A restaurant's body stays valid while the projection's revision
+of that restaurant is unchanged. The least recently used bodies are dropped once the
+cache's bodies take more than `max_bytes`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sync_stream.projection.users_pos import Restaurant, UsersPosProjection
 
 USERS_MESSAGE = "Data retrieved successfully"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-# Memory of one entry besides its body: the key tuple, its two strings and the dict slot.
+# An estimate of one entry's memory besides its body: the key tuple, its two strings and
+# the dict slot.
 ENTRY_OVERHEAD_BYTES = 300
 
 
@@ -27,11 +29,12 @@ class UsersResponseCache:
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Restaurant, tuple[int, bytes]] = OrderedDict()
-        self._held_bytes = 0
+        self._size_bytes = 0
 
     @property
-    def held_bytes(self) -> int:
-        return self._held_bytes
+    def size_bytes(self) -> int:
+        """Bytes of the cached bodies plus ENTRY_OVERHEAD_BYTES per entry."""
+        return self._size_bytes
 
     def body(self, projection: UsersPosProjection, cdn_id: str, restaurant_id: str) -> bytes:
         """Return the JSON response body for one restaurant, encoding it on a miss.
@@ -50,14 +53,15 @@ class UsersResponseCache:
         body = bytes(JSONResponse(envelope(200, "success", USERS_MESSAGE, users)).body)
         if cached is not None:
             self._forget(key)
-        # A restaurant the projection has never seen is not kept: any UUID pair reaches here.
+        # A restaurant the projection has never seen is not kept, because any UUID pair in a
+        # request reaches this point.
         if revision > 0:
             self._entries[key] = (revision, body)
-            self._held_bytes += len(body) + ENTRY_OVERHEAD_BYTES
-            while self._held_bytes > self.max_bytes and self._entries:
+            self._size_bytes += len(body) + ENTRY_OVERHEAD_BYTES
+            while self._size_bytes > self.max_bytes and self._entries:
                 self._forget(next(iter(self._entries)))
         return body
 
     def _forget(self, key: Restaurant) -> None:
         _, body = self._entries.pop(key)
-        self._held_bytes -= len(body) + ENTRY_OVERHEAD_BYTES
+        self._size_bytes -= len(body) + ENTRY_OVERHEAD_BYTES
