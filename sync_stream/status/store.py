@@ -25,6 +25,9 @@ def full_processes_of(headers: Any) -> set[str]:
     return {name for name in (text or "").split(",") if name}
 
 
+CATCH_UP_FETCH_MAX_WAIT_MS = 20
+
+
 class SyncStatusStore(TopicFollower):
     """Every sync's progress, merged from the status topic and from local updates.
 
@@ -33,7 +36,14 @@ class SyncStatusStore(TopicFollower):
     """
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, settings.topics.status_topic, name="sync status store")
+        # Processors wait for this store to catch up before the first chunk of a sync they
+        # have not written yet, so its fetch rounds are kept short.
+        super().__init__(
+            settings,
+            settings.topics.status_topic,
+            name="sync status store",
+            fetch_max_wait_ms=CATCH_UP_FETCH_MAX_WAIT_MS,
+        )
         self._codec = codec_for("SyncStatus")
         self._syncs: dict[str, SyncProgress] = {}
 
