@@ -1,6 +1,6 @@
 """Produce the outputs of many packages with one record batch per topic partition.
 
-aiokafka's send() partitions, serializes and queues one record at a time; building the
+aiokafka's send() partitions, serializes and queues one record at a time. Building the
 batches here cuts that cost for the first attempt of every fetched batch. Outputs keep
 their order within a partition, because records are appended in order and aiokafka has
 at most one batch in flight per partition.
@@ -87,6 +87,6 @@ class BatchedSender:
                 futures[member] = exc
             return
         for member in batch.members:
-            held = futures[member]
-            if isinstance(held, list):
-                held.append(future)
+            queued = futures[member]
+            if isinstance(queued, list):
+                queued.append(future)
