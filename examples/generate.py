@@ -157,7 +157,7 @@ def users_ares() -> dict[str, Any]:
 
 
 def invalid_examples() -> dict[str, Any]:
-    """One package per rejection reason (those expressible as JSON) and per transformer."""
+    """Build one package per rejection reason that JSON can express, and per transformer."""
     base = generic()
     small = {**base, "syncId": stable_uuid("invalid")}
 

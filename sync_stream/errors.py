@@ -63,7 +63,7 @@ class TransformFailed(SyncStreamError):
 
 
 class DistributionFailed(SyncStreamError):
-    """Producing an output record failed. Retriable unless the broker said it never can work."""
+    """Producing an output record failed. Retriable unless the error can never succeed."""
 
     stage: Stage = "distribution"
 

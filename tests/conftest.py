@@ -1,7 +1,7 @@
 """Shared fixtures: one broker per test session, fresh topics and group per test.
 
 The broker is chosen in this order: an existing cluster named by SYNC_TEST_BOOTSTRAP_SERVERS,
-Apache Kafka from testcontainers when a Docker engine answers, else the embedded Tansu broker.
+Apache Kafka from testcontainers when a Docker engine responds, else the embedded Tansu broker.
 """
 
 from __future__ import annotations

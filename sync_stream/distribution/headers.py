@@ -74,3 +74,14 @@ def package_headers(
         (CHUNK, f"{chunk_index}/{chunk_count}".encode()),
         (CONTENT_TYPE, AVRO),
     ]
+
+
+def source_version(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
+    """Return a record's `mxp-source-version` as an integer; None when absent or invalid."""
+    text = header_text(headers, SOURCE_VERSION)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None

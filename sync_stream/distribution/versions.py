@@ -29,16 +29,6 @@ CATCH_UP_TIMEOUT_S = 60.0
 FETCH_MAX_WAIT_MS = 20
 
 
-def record_version(headers: Any) -> int | None:
-    text = h.header_text(headers, h.SOURCE_VERSION)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
 class _VersionFollower(TopicFollower):
     """Highest source version per key of one facade topic."""
 
@@ -49,7 +39,7 @@ class _VersionFollower(TopicFollower):
         self.versions: dict[bytes, int] = {}
 
     def apply(self, record: Any) -> None:
-        version = record_version(record.headers)
+        version = h.source_version(record.headers)
         if version is None or record.key is None:
             return
         held = self.versions.get(record.key)

@@ -23,7 +23,7 @@ class SourceRecord:
 
     @property
     def attempt(self) -> int:
-        """Failed attempts so far: 0 for a record never failed."""
+        """Number of failed attempts in the `mxp-attempt` header; 0 when the header is absent."""
         text = h.header_text(self.headers, h.ATTEMPT)
         return int(text) if text and text.isdigit() else 0
 

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 
 from sync_stream.errors import SyncStreamError
 from sync_stream.kafka.clients import create_consumer
+from sync_stream.kafka.reader import at_end
 from sync_stream.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -198,13 +199,7 @@ class TopicFollower(ABC):
 
     async def _at_end(self) -> bool:
         consumer = self._consumer
-        if consumer is None:
-            return False
-        for tp in self._partitions:
-            highwater = consumer.highwater(tp)
-            if highwater is None or await consumer.position(tp) < highwater:
-                return False
-        return True
+        return consumer is not None and await at_end(consumer, self._partitions)
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         """Wait until the topic exists, then assign every partition from the beginning."""

@@ -40,7 +40,7 @@ def murmur2(data: bytes) -> int:
     """Return the 32-bit murmur2 hash of data, as Kafka's Java client computes it."""
     length = len(data)
     aligned = length & ~3
-    # The longest whole-word prefix that ends before the key's last `:`-separated part.
+    # The prefix up to the key's last `:`, rounded down to whole 4-byte words.
     cut = (data.rfind(b":") + 1) & ~3
     if cut >= MIN_CACHED_PREFIX_BYTES:
         state_key = (length, data[:cut])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -40,7 +41,7 @@ async def read_topic(kafka: KafkaSettings, topic: str, timeout_s: float = 30.0) 
             batch = await consumer.getmany(*tps, timeout_ms=200)
             for tp, items in batch.items():
                 records[tp].extend(items)
-            if await _at_end(consumer, tps):
+            if await at_end(consumer, tps):
                 break
             if time.monotonic() > deadline:
                 raise SyncStreamError(f"reading {topic} timed out after {timeout_s} s")
@@ -49,7 +50,8 @@ async def read_topic(kafka: KafkaSettings, topic: str, timeout_s: float = 30.0) 
         await consumer.stop()
 
 
-async def _at_end(consumer: Any, tps: list[TopicPartition]) -> bool:
+async def at_end(consumer: Any, tps: Iterable[TopicPartition]) -> bool:
+    """Return True once every partition's position has reached its fetch high watermark."""
     for tp in tps:
         highwater = consumer.highwater(tp)
         if highwater is None or await consumer.position(tp) < highwater:

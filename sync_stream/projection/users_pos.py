@@ -58,16 +58,6 @@ class HeldUser:
     version: int
 
 
-def record_version(headers: Any) -> int | None:
-    text = h.header_text(headers, h.SOURCE_VERSION)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
 def split_key(key: bytes | None) -> tuple[str, str, str] | None:
     """Split a `{cdnId}:{restaurantId}:{userId}` key; None when it has another shape."""
     if key is None:
@@ -137,7 +127,7 @@ class UsersPosProjection(TopicFollower):
             self._track_sync(record, restaurant_key)
         restaurant = self._restaurants.setdefault(restaurant_key, {})
         current = restaurant.get(user_id)
-        version = record_version(record.headers)
+        version = h.source_version(record.headers)
         written_ms: int = record.timestamp
         was_live = False
 

@@ -58,7 +58,7 @@ async def wait_for(
 async def wait_for_count(
     settings: Settings, topic: str, count: int, timeout_s: float = 30.0
 ) -> list[Any]:
-    """Read a topic until it holds at least `count` records; return them."""
+    """Read a topic until it contains at least `count` records; return them."""
     records: list[Any] = []
 
     async def enough() -> bool:

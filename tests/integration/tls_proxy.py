@@ -73,7 +73,7 @@ class TlsProxy:
 
     The TLS side runs on an ssl.SSLObject over memory buffers rather than asyncio's own TLS
     transport, because asyncio (CPython 3.11) closes a connection whose server-side
-    handshake failed without sending the TLS alert that tells the client why.
+    handshake failed without sending the TLS alert that informs the client why.
     `send_alerts=False` keeps that silent close, to test how a client reports it.
 
     `handshakes` counts connections whose handshake succeeded, `client_subjects` records
